@@ -1,0 +1,206 @@
+//! Where dropout masks come from.
+//!
+//! Every regularizer in awd asks one shared [`Masks`] handle for its masks, in call order. The
+//! default source is a seeded RNG on the host (so the mask stream depends only on the seed and the
+//! order of calls, never on thread scheduling or the backend); [`ReplayMasks`] hands back given
+//! masks, which is how the tests replay the masks fastai recorded.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::distr::{Bernoulli, Distribution};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{AwdError, Result, check_probability};
+
+/// A source of dropout masks: each entry is 0 (dropped) or `1/(1-p)` (kept, already scaled).
+pub trait MaskSource: Send {
+    /// A mask of `shape` for drop probability `p`, as a row-major vector.
+    fn mask(&mut self, shape: &[usize], p: f64) -> Result<Vec<f32>>;
+
+    /// Lets a source be saved and restored (the RNG state of a resumed run).
+    fn state(&self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// Bernoulli(1-p) masks from a seeded ChaCha8 stream.
+pub struct RngMasks {
+    rng: ChaCha8Rng,
+}
+
+impl RngMasks {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+}
+
+impl MaskSource for RngMasks {
+    fn mask(&mut self, shape: &[usize], p: f64) -> Result<Vec<f32>> {
+        check_probability("p", p)?;
+        let n: usize = shape.iter().product();
+        let keep = Bernoulli::new(1.0 - p).expect("p checked above");
+        let scale = (1.0 / (1.0 - p)) as f32;
+        Ok((0..n)
+            .map(|_| {
+                if keep.sample(&mut self.rng) {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect())
+    }
+
+    fn state(&self) -> Option<Vec<u8>> {
+        let mut out = self.rng.get_seed().to_vec();
+        out.extend_from_slice(&self.rng.get_word_pos().to_le_bytes());
+        out.extend_from_slice(&self.rng.get_stream().to_le_bytes());
+        Some(out)
+    }
+}
+
+impl RngMasks {
+    /// Rebuilds a source from [`MaskSource::state`].
+    pub fn from_state(state: &[u8]) -> Option<Self> {
+        if state.len() != 32 + 16 + 8 {
+            return None;
+        }
+        let seed: [u8; 32] = state[..32].try_into().ok()?;
+        let pos = u128::from_le_bytes(state[32..48].try_into().ok()?);
+        let stream = u64::from_le_bytes(state[48..56].try_into().ok()?);
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        rng.set_stream(stream);
+        rng.set_word_pos(pos);
+        Some(Self { rng })
+    }
+}
+
+/// Hands back given masks in order, checking each one's shape and scale against the request.
+pub struct ReplayMasks {
+    queue: VecDeque<(Vec<usize>, Vec<f32>)>,
+    given: usize,
+    served: usize,
+}
+
+impl ReplayMasks {
+    /// `masks`: (shape, row-major values), in the order they will be asked for.
+    pub fn new(masks: Vec<(Vec<usize>, Vec<f32>)>) -> Self {
+        Self {
+            given: masks.len(),
+            queue: masks.into(),
+            served: 0,
+        }
+    }
+
+    /// Masks left to hand back.
+    pub fn remaining(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+impl MaskSource for ReplayMasks {
+    fn mask(&mut self, shape: &[usize], p: f64) -> Result<Vec<f32>> {
+        let index = self.served;
+        let (got, values) = self.queue.pop_front().ok_or(AwdError::MasksExhausted {
+            index,
+            available: self.given,
+        })?;
+        self.served += 1;
+        if got != shape {
+            return Err(AwdError::MaskShape {
+                index,
+                expected: shape.to_vec(),
+                got,
+            });
+        }
+        let scale = 1.0 / (1.0 - p);
+        if let Some(&bad) = values
+            .iter()
+            .find(|&&v| v != 0.0 && ((v as f64) - scale).abs() > 1e-5 * scale)
+        {
+            return Err(AwdError::MaskScale {
+                index,
+                value: bad,
+                p,
+            });
+        }
+        Ok(values)
+    }
+}
+
+/// A shared handle on one [`MaskSource`]: clones draw from the same stream, in call order.
+#[derive(Clone)]
+pub struct Masks(Arc<Mutex<Box<dyn MaskSource>>>);
+
+impl fmt::Debug for Masks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Masks")
+    }
+}
+
+impl Default for Masks {
+    fn default() -> Self {
+        Self::seeded(0)
+    }
+}
+
+impl Masks {
+    pub fn new(source: impl MaskSource + 'static) -> Self {
+        Self(Arc::new(Mutex::new(Box::new(source))))
+    }
+
+    /// Masks from a seeded RNG.
+    pub fn seeded(seed: u64) -> Self {
+        Self::new(RngMasks::new(seed))
+    }
+
+    /// Masks replayed from a list (shape, values).
+    pub fn replay(masks: Vec<(Vec<usize>, Vec<f32>)>) -> Self {
+        Self::new(ReplayMasks::new(masks))
+    }
+
+    /// Swaps the source every clone of this handle draws from.
+    pub fn set_source(&self, source: impl MaskSource + 'static) {
+        *self.lock() = Box::new(source);
+    }
+
+    /// The source's saved state, where it has one.
+    pub fn state(&self) -> Option<Vec<u8>> {
+        self.lock().state()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn MaskSource>> {
+        // A panic while holding the lock cannot leave a mask source half-updated in a way
+        // that matters more than the panic itself, so a poisoned lock is taken over.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Draws one mask of `shape` (entries 0 or `1/(1-p)`) as a tensor on `device`.
+    ///
+    /// The mask is a constant: it never requires a gradient.
+    pub fn draw<const D: usize>(
+        &self,
+        shape: [usize; D],
+        p: f64,
+        device: &Device,
+    ) -> Result<Tensor<D>> {
+        let values = self.lock().mask(&shape, p)?;
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+}
+
+/// `dropout_mask(shape, p)` as fastai names it: Bernoulli(1-p)/(1-p) from `masks`.
+pub fn dropout_mask<const D: usize>(
+    masks: &Masks,
+    shape: [usize; D],
+    p: f64,
+    device: &Device,
+) -> Result<Tensor<D>> {
+    masks.draw(shape, p, device)
+}

@@ -1,0 +1,17 @@
+//! awd: weight-dropped recurrent language models (AWD-LSTM) on Burn.
+//!
+//! - [`dropout`]: DropConnect on any module's weights ([`WeightDropout`]), and the masks.
+//! - [`nn`]: PyTorch-layout [`nn::Lstm`] and [`nn::Linear`].
+//! - [`params`]: parameters by name (values, gradients, loading).
+
+pub mod audit;
+pub mod checkpoint;
+pub mod cli;
+pub mod device;
+pub mod dropout;
+pub mod error;
+pub mod nn;
+pub mod params;
+
+pub use dropout::{Masks, WeightDropout};
+pub use error::{AwdError, Result};

@@ -1,0 +1,8 @@
+//! Layers in PyTorch's layout: the modules awd wraps and the models are built from.
+
+pub mod linear;
+pub mod lstm;
+pub mod rename;
+
+pub use linear::{Linear, LinearConfig};
+pub use lstm::{Lstm, LstmConfig, LstmState};
