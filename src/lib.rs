@@ -10,6 +10,7 @@ pub mod cli;
 pub mod device;
 pub mod dropout;
 pub mod error;
+pub mod model;
 pub mod nn;
 pub mod params;
 

@@ -1,5 +1,8 @@
 //! Reading and writing tensors by name: safetensors, PyTorch `.pth`, and awd's own checkpoints.
 
+pub mod fastai;
+pub mod native;
+pub mod pth;
 pub mod safetensors;
 
 use std::io::Write;

@@ -1,5 +1,6 @@
 //! The `awd` command line: a thin layer over the library.
 
+mod convert;
 mod demo;
 
 use std::process::ExitCode;
@@ -24,6 +25,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Convert a fastai AWD-LSTM checkpoint between .pth and .safetensors (format from the extension).
+    Convert {
+        input: std::path::PathBuf,
+        output: std::path::PathBuf,
+        /// Overwrite OUTPUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Runs the command line; errors are printed as one message, never a panic trace.
@@ -31,6 +40,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { seed } => demo::run(seed),
+        Command::Convert {
+            input,
+            output,
+            force,
+        } => convert::run(&input, &output, force),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,9 +1,11 @@
 //! Dropout in all the forms AWD-LSTM uses, each drawing its masks from one shared [`Masks`].
 
 pub mod mask;
+pub mod rnn;
 pub mod weight;
 
 pub use mask::{MaskSource, Masks, ReplayMasks, RngMasks, dropout_mask};
+pub use rnn::{EmbeddingDropout, RnnDropout};
 pub use weight::WeightDropout;
 
 use burn::module::{Flag, Module, ModuleMapper, Param};

@@ -1,0 +1,191 @@
+//! fastai AWD-LSTM language-model state dicts: names, configuration from shapes, in and out.
+//!
+//! fastai's `state_dict` of `get_language_model(AWD_LSTM, ...)` names the trained tensors
+//! `0.encoder.weight`, `0.rnns.{l}.weight_hh_l0_raw`, `0.rnns.{l}.module.{weight_ih_l0,bias_ih_l0,
+//! bias_hh_l0}`, `1.decoder.bias`, and repeats the embedding as `0.encoder_dp.emb.weight` (the
+//! embedding dropout holds the same module) and, tied, as `1.decoder.weight`. awd's
+//! [`LanguageModel`] paths are exactly the trained names; the two aliases are added on the way out
+//! and checked on the way in.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use crate::dropout::Masks;
+use crate::error::{AwdError, Result};
+use crate::model::{AwdLstmConfig, LanguageModel};
+use crate::params::{HostTensor, load_values, named_values};
+
+const EMBEDDING: &str = "0.encoder.weight";
+const EMBEDDING_DP_ALIAS: &str = "0.encoder_dp.emb.weight";
+const DECODER_WEIGHT: &str = "1.decoder.weight";
+
+/// Reads a checkpoint's tensors, choosing the format by extension (`.pth`/`.pt`/`.bin`: PyTorch,
+/// `.safetensors`).
+pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
+    match extension(path).as_str() {
+        "pth" | "pt" | "bin" => super::pth::read(path),
+        "safetensors" => super::safetensors::read(path),
+        other => Err(AwdError::checkpoint(
+            path,
+            format!("unknown format `.{other}` (use .pth, .pt or .safetensors)"),
+        )),
+    }
+}
+
+/// Writes tensors in the format the extension names, atomically.
+pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<()> {
+    match extension(path).as_str() {
+        "pth" | "pt" => super::pth::write(path, tensors),
+        "safetensors" => super::safetensors::write(path, tensors),
+        other => Err(AwdError::checkpoint(
+            path,
+            format!("unknown format `.{other}` (use .pth, .pt or .safetensors)"),
+        )),
+    }
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// The configuration a fastai state dict was made with, from its names and shapes (dropouts are
+/// not stored: fastai's defaults are used).
+pub fn infer_config(tensors: &BTreeMap<String, HostTensor>) -> Result<AwdLstmConfig> {
+    let shape_of = |k: &str| {
+        tensors.get(k).map(|t| t.shape.clone()).ok_or_else(|| {
+            AwdError::Config(format!(
+                "not a fastai AWD-LSTM language model: `{k}` is missing (keys: {})",
+                summarize(tensors.keys())
+            ))
+        })
+    };
+    let emb = shape_of(EMBEDDING)?;
+    if emb.len() != 2 {
+        return Err(AwdError::Shape(format!(
+            "{EMBEDDING} has shape {emb:?}, expected [vocab, emb]"
+        )));
+    }
+    let n_layers = (0..)
+        .take_while(|l| tensors.contains_key(&format!("0.rnns.{l}.weight_hh_l0_raw")))
+        .count();
+    if n_layers == 0 {
+        return Err(AwdError::Config(
+            "not a fastai AWD-LSTM language model: no `0.rnns.0.weight_hh_l0_raw`".into(),
+        ));
+    }
+    let bidirectional = tensors.contains_key("0.rnns.0.module.weight_ih_l0_reverse");
+    let dirs = if bidirectional { 2 } else { 1 };
+    let hidden_size = if n_layers > 1 {
+        shape_of("0.rnns.0.weight_hh_l0_raw")?[1] * dirs
+    } else {
+        emb[1]
+    };
+    let tie_weights = match tensors.get(DECODER_WEIGHT) {
+        None => true,
+        Some(w) => w == &tensors[EMBEDDING],
+    };
+    let config = AwdLstmConfig {
+        vocab_size: emb[0],
+        emb_size: emb[1],
+        hidden_size,
+        n_layers,
+        bidirectional,
+        tie_weights,
+        out_bias: tensors.contains_key("1.decoder.bias"),
+        ..AwdLstmConfig::default()
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The model's tensors under fastai's names, aliases included.
+pub fn to_state_dict(model: &LanguageModel) -> BTreeMap<String, HostTensor> {
+    let mut out: BTreeMap<String, HostTensor> = named_values(model).into_iter().collect();
+    if let Some(emb) = out.get(EMBEDDING).cloned() {
+        out.insert(EMBEDDING_DP_ALIAS.into(), emb.clone());
+        if model.config().tie_weights {
+            out.insert(DECODER_WEIGHT.into(), emb);
+        }
+    }
+    out
+}
+
+/// Builds a model from a fastai state dict: `config` gives the dropouts (the sizes must agree with
+/// the tensors). Missing, unexpected and misshapen keys are all listed in one error.
+pub fn from_state_dict(
+    tensors: &BTreeMap<String, HostTensor>,
+    config: &AwdLstmConfig,
+    masks: &Masks,
+    device: &Device,
+) -> Result<LanguageModel> {
+    let model = LanguageModel::new(config, masks, device)?;
+    let expected: BTreeMap<String, HostTensor> = to_state_dict(&model);
+    let unexpected: Vec<&String> = tensors
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    let mut problems: Vec<String> = unexpected
+        .iter()
+        .map(|k| format!("{k}: unexpected"))
+        .collect();
+    for (alias, of) in [(EMBEDDING_DP_ALIAS, EMBEDDING), (DECODER_WEIGHT, EMBEDDING)] {
+        if config.tie_weights || alias == EMBEDDING_DP_ALIAS {
+            if let (Some(a), Some(e)) = (tensors.get(alias), tensors.get(of))
+                && a != e
+            {
+                problems.push(format!("{alias}: differs from {of}, which it must repeat"));
+            }
+        }
+    }
+    let trained: BTreeMap<String, HostTensor> = tensors
+        .iter()
+        .filter(|(k, _)| expected.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let loaded = load_values(model, &trained);
+    match (loaded, problems.is_empty()) {
+        (Ok(m), true) => Ok(m),
+        (Ok(_), false) => Err(AwdError::Shape(problems.join("; "))),
+        (Err(e), _) => {
+            problems.insert(0, e.to_string());
+            Err(AwdError::Shape(problems.join("; ")))
+        }
+    }
+}
+
+/// Loads a fastai checkpoint file, inferring the sizes; dropouts from `dropouts` if given.
+pub fn load(
+    path: &Path,
+    dropouts: Option<&AwdLstmConfig>,
+    masks: &Masks,
+    device: &Device,
+) -> Result<LanguageModel> {
+    let tensors = read_tensors(path)?;
+    let mut config =
+        infer_config(&tensors).map_err(|e| AwdError::checkpoint(path, e.to_string()))?;
+    if let Some(d) = dropouts {
+        config.output_p = d.output_p;
+        config.hidden_p = d.hidden_p;
+        config.input_p = d.input_p;
+        config.embed_p = d.embed_p;
+        config.weight_p = d.weight_p;
+        config.pad_token = d.pad_token;
+    }
+    from_state_dict(&tensors, &config, masks, device)
+        .map_err(|e| AwdError::checkpoint(path, e.to_string()))
+}
+
+fn summarize<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    let keys: Vec<&String> = keys.collect();
+    let shown: Vec<&str> = keys.iter().take(8).map(|k| k.as_str()).collect();
+    if keys.len() > 8 {
+        format!("{}, ... ({} in all)", shown.join(", "), keys.len())
+    } else {
+        shown.join(", ")
+    }
+}

@@ -1,0 +1,80 @@
+//! awd's own model files: one safetensors file whose tensors carry fastai's names and whose
+//! header metadata holds the configuration and the vocabulary (JSON). Written atomically.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use super::fastai;
+use crate::dropout::Masks;
+use crate::error::{AwdError, Result};
+use crate::model::{AwdLstmConfig, LanguageModel};
+
+const FORMAT: &str = "awd-lstm-lm/1";
+
+/// What a model file holds besides the tensors.
+#[derive(Debug, Clone, Default)]
+pub struct ModelInfo {
+    pub vocab: Vec<String>,
+    /// Free-form JSON (tokenizer settings, training summary).
+    pub extra: serde_json::Value,
+}
+
+/// Writes `model` with its configuration and vocabulary to `path`, atomically.
+pub fn save(path: &Path, model: &LanguageModel, info: &ModelInfo) -> Result<()> {
+    let json = |v: serde_json::Result<String>| v.map_err(|e| AwdError::Config(e.to_string()));
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert(
+        "config".to_string(),
+        json(serde_json::to_string(model.config()))?,
+    );
+    meta.insert(
+        "vocab".to_string(),
+        json(serde_json::to_string(&info.vocab))?,
+    );
+    meta.insert(
+        "extra".to_string(),
+        json(serde_json::to_string(&info.extra))?,
+    );
+    let bytes = super::safetensors::serialize(&fastai::to_state_dict(model), Some(meta))?;
+    super::write_atomic(path, &bytes)
+}
+
+/// Reads a model file written by [`save`].
+pub fn load(path: &Path, masks: &Masks, device: &Device) -> Result<(LanguageModel, ModelInfo)> {
+    let bytes = std::fs::read(path).map_err(|e| AwdError::io(path, e))?;
+    let bad = |reason: String| AwdError::checkpoint(path, reason);
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(bad(format!(
+            "not an awd model file (no `{FORMAT}` format tag); a fastai checkpoint can be converted with `awd convert`"
+        )));
+    }
+    let field = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| bad(format!("metadata `{k}` missing")))
+    };
+    let config: AwdLstmConfig = serde_json::from_str(field("config")?)
+        .map_err(|e| bad(format!("metadata `config`: {e}")))?;
+    let vocab: Vec<String> =
+        serde_json::from_str(field("vocab")?).map_err(|e| bad(format!("metadata `vocab`: {e}")))?;
+    let extra = meta
+        .get("extra")
+        .and_then(|e| serde_json::from_str(e).ok())
+        .unwrap_or_default();
+    if !vocab.is_empty() && vocab.len() != config.vocab_size {
+        return Err(bad(format!(
+            "vocabulary has {} words, the model {}",
+            vocab.len(),
+            config.vocab_size
+        )));
+    }
+    let tensors = super::safetensors::parse(&bytes).map_err(bad)?;
+    let model = fastai::from_state_dict(&tensors, &config, masks, device)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok((model, ModelInfo { vocab, extra }))
+}

@@ -1,0 +1,90 @@
+//! Locked (variational) dropout on activations, and dropout of whole embedding rows.
+
+use burn::module::{Flag, Module, Param};
+use burn::tensor::{Int, Tensor};
+
+use super::mask::Masks;
+use crate::error::{Result, check_probability};
+
+/// fastai's `RNNDropout`: one mask `[B, 1, F]` per call, shared by every timestep of `[B, T, F]`.
+#[derive(Module, Debug)]
+pub struct RnnDropout {
+    pub p: f64,
+    pub training: Param<Flag>,
+    #[module(skip)]
+    pub masks: Masks,
+}
+
+impl RnnDropout {
+    pub fn new(p: f64, masks: Masks) -> Result<Self> {
+        check_probability("p", p)?;
+        Ok(Self {
+            p,
+            training: Param::from_bool(true),
+            masks,
+        })
+    }
+
+    fn active(&self, on_autodiff: bool) -> bool {
+        self.p > 0.0 && self.training.is_enabled() && on_autodiff
+    }
+
+    /// `x`: `[B, T, F]` → `[B, T, F]`.
+    pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>> {
+        if !self.active(x.is_autodiff()) {
+            return Ok(x);
+        }
+        let [b, _, f] = x.dims();
+        let mask = self.masks.draw([b, 1, f], self.p, &x.device())?;
+        Ok(x * mask)
+    }
+}
+
+/// fastai's `EmbeddingDropout`: drops whole rows of the embedding matrix (mask `[V, 1]`) before
+/// the lookup, so a dropped word is dropped at every position of the batch. The gradient reaches
+/// the embedding weight through the mask; as with PyTorch's `padding_idx`, lookups of the pad
+/// token send no gradient to its row.
+#[derive(Module, Debug)]
+pub struct EmbeddingDropout {
+    pub p: f64,
+    pub pad_token: Option<usize>,
+    pub training: Param<Flag>,
+    #[module(skip)]
+    pub masks: Masks,
+}
+
+impl EmbeddingDropout {
+    pub fn new(p: f64, pad_token: Option<usize>, masks: Masks) -> Result<Self> {
+        check_probability("embed_p", p)?;
+        Ok(Self {
+            p,
+            pad_token,
+            training: Param::from_bool(true),
+            masks,
+        })
+    }
+
+    /// `weight` `[V, E]`, `words` `[B, T]` → `[B, T, E]`.
+    pub fn forward(&self, weight: Tensor<2>, words: Tensor<2, Int>) -> Result<Tensor<3>> {
+        let weight = if self.p > 0.0 && self.training.is_enabled() && weight.is_autodiff() {
+            let [v, _] = weight.dims();
+            let mask = self.masks.draw([v, 1], self.p, &weight.device())?;
+            weight * mask
+        } else {
+            weight
+        };
+        let out = burn::tensor::module::embedding(weight, words.clone());
+        Ok(match self.pad_token {
+            Some(pad) if out.is_autodiff() => {
+                let is_pad = words.equal_elem(pad as i64);
+                if !is_pad.clone().any().into_scalar::<bool>() {
+                    return Ok(out);
+                }
+                // Same values; the pad positions' gradient is cut.
+                let keep = is_pad.bool_not().float().unsqueeze_dim::<3>(2);
+                out.clone() * keep.clone() + out.detach() * (keep.neg() + 1.0)
+            }
+            _ => out,
+        })
+    }
+}

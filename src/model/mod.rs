@@ -1,0 +1,11 @@
+//! The AWD-LSTM language model (fastai's `text.models.awdlstm`).
+
+pub mod config;
+pub mod decoder;
+pub mod encoder;
+pub mod lm;
+pub mod loss;
+
+pub use config::AwdLstmConfig;
+pub use encoder::AwdLstm;
+pub use lm::{LanguageModel, LmLoss, LmOutput};

@@ -1,0 +1,169 @@
+//! The AWD-LSTM language model against fastai: two consecutive batches, train mode (replaying
+//! fastai's recorded masks) and eval mode. Every size comes from the vector files and meta.json.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use awd::checkpoint::fastai;
+use awd::device;
+use awd::dropout::{Masks, set_training};
+use awd::model::{AwdLstmConfig, LanguageModel};
+use awd::params::{HostTensor, named_grads};
+use burn::tensor::{Int, Tensor, TensorData};
+use common::*;
+
+struct Meta {
+    n_layers: usize,
+    alpha: f64,
+    beta: f64,
+    config: AwdLstmConfig,
+}
+
+fn meta(tensors: &BTreeMap<String, HostTensor>) -> Meta {
+    let path = vectors_dir().join("meta.json");
+    let text = std::fs::read_to_string(&path).expect("meta.json");
+    let m: serde_json::Value = serde_json::from_str(&text).expect("meta.json is JSON");
+    let f = |v: &serde_json::Value, k: &str| {
+        v[k].as_f64()
+            .unwrap_or_else(|| panic!("meta.json lacks {k}"))
+    };
+    let d = &m["dropouts"];
+    let mut config = fastai::infer_config(tensors).expect("a fastai LM");
+    assert_eq!(config.vocab_size as f64, f(&m, "vocab"));
+    assert_eq!(config.emb_size as f64, f(&m, "emb_sz"));
+    assert_eq!(config.hidden_size as f64, f(&m, "n_hid"));
+    assert_eq!(config.n_layers as f64, f(&m, "n_layers"));
+    config.output_p = f(d, "output_p");
+    config.hidden_p = f(d, "hidden_p");
+    config.input_p = f(d, "input_p");
+    config.embed_p = f(d, "embed_p");
+    config.weight_p = f(d, "weight_p");
+    if let Some(pad) = m["pad_token"].as_u64() {
+        config.pad_token = pad as usize;
+    }
+    Meta {
+        n_layers: config.n_layers,
+        alpha: f(&m, "ar_alpha"),
+        beta: f(&m, "tar_beta"),
+        config,
+    }
+}
+
+fn ints(t: &HostTensor) -> Tensor<2, Int> {
+    let v: Vec<i64> = t.values.iter().map(|&x| x as i64).collect();
+    Tensor::from_data(TensorData::new(v, t.shape.clone()), &device::cpu_autodiff())
+}
+
+fn scalar(t: Tensor<1>) -> HostTensor {
+    HostTensor::from_tensor(t)
+}
+
+/// The masks of one mode, all batches, in call order.
+fn recorded_masks(v: &BTreeMap<String, HostTensor>, mode: &str) -> Vec<(Vec<usize>, Vec<f32>)> {
+    let mut out = Vec::new();
+    for b in 0.. {
+        let masks = under(v, &format!("{mode}.b{b}.mask"));
+        if !v.contains_key(&format!("{mode}.b{b}.x")) {
+            break;
+        }
+        // Keys are `{index}.{name}`; the zero-padded index gives the call order.
+        out.extend(masks.into_values().map(|m| (m.shape, m.values)));
+    }
+    out
+}
+
+fn check_mode(mode: &str, training: bool) {
+    let v = load("vectors.safetensors");
+    let lm = load("fastai_lm.safetensors");
+    let meta = meta(&lm);
+    let masks = if training {
+        Masks::replay(recorded_masks(&v, mode))
+    } else {
+        // Eval draws no mask: an empty replay source makes any draw an error.
+        Masks::replay(Vec::new())
+    };
+    let dev = device::cpu_autodiff();
+    let model = fastai::from_state_dict(&lm, &meta.config, &masks, &dev).expect("loads");
+    let mut model: LanguageModel = set_training(model, training);
+
+    let mut batches = 0;
+    for b in 0.. {
+        let p = format!("{mode}.b{b}");
+        if !v.contains_key(&format!("{p}.x")) {
+            break;
+        }
+        batches += 1;
+        let (out, loss) = model
+            .loss(
+                ints(get(&v, &format!("{p}.x"))),
+                ints(get(&v, &format!("{p}.y"))),
+                meta.alpha,
+                meta.beta,
+            )
+            .expect("forward");
+        let tol = 1e-5;
+        assert_close(
+            &format!("{p}.logits"),
+            &HostTensor::from_tensor(out.logits),
+            get(&v, &format!("{p}.logits")),
+            tol,
+        );
+        for (name, t) in [
+            ("loss", loss.cross_entropy.clone()),
+            ("ar", loss.ar.clone()),
+            ("tar", loss.tar.clone()),
+            ("total", loss.total.clone()),
+        ] {
+            assert_close(
+                &format!("{p}.{name}"),
+                &scalar(t),
+                get(&v, &format!("{p}.{name}")),
+                tol,
+            );
+        }
+        let state = model.encoder().state().expect("state kept").to_vec();
+        assert_eq!(state.len(), meta.n_layers);
+        for (l, s) in state.into_iter().enumerate() {
+            assert_close(
+                &format!("{p}.hidden.{l}.h"),
+                &HostTensor::from_tensor(s.h),
+                get(&v, &format!("{p}.hidden.{l}.h")),
+                tol,
+            );
+            assert_close(
+                &format!("{p}.hidden.{l}.c"),
+                &HostTensor::from_tensor(s.c),
+                get(&v, &format!("{p}.hidden.{l}.c")),
+                tol,
+            );
+        }
+
+        let grads = loss.total.backward();
+        let got: BTreeMap<String, Option<HostTensor>> =
+            named_grads(&model, &grads).into_iter().collect();
+        let want = under(&v, &format!("{p}.grad"));
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "one gradient per trained tensor, under fastai's names"
+        );
+        for (name, w) in &want {
+            let g = got[name]
+                .as_ref()
+                .unwrap_or_else(|| panic!("{p}: {name} received no gradient"));
+            assert_close(&format!("{p}.grad.{name}"), g, w, tol);
+        }
+    }
+    assert!(batches >= 2, "the vectors hold consecutive batches");
+}
+
+#[test]
+fn train_mode_matches_fastai_with_replayed_masks() {
+    check_mode("train", true);
+}
+
+#[test]
+fn eval_mode_matches_fastai() {
+    check_mode("eval", false);
+}
