@@ -39,6 +39,9 @@ pub enum AwdError {
     /// A corpus that cannot be used.
     #[error("corpus {path}: {reason}")]
     Corpus { path: String, reason: String },
+    /// Training produced a non-finite loss or gradient.
+    #[error("training stopped: {0}")]
+    Diverged(String),
     /// A file system error, with the path it happened on.
     #[error("{path}: {source}")]
     Io {

@@ -7,12 +7,14 @@
 pub mod audit;
 pub mod checkpoint;
 pub mod cli;
+pub mod data;
 pub mod device;
 pub mod dropout;
 pub mod error;
 pub mod model;
 pub mod nn;
 pub mod params;
+pub mod train;
 
 pub use dropout::{Masks, WeightDropout};
 pub use error::{AwdError, Result};

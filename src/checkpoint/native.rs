@@ -1,7 +1,6 @@
 //! awd's own model files: one safetensors file whose tensors carry fastai's names and whose
 //! header metadata holds the configuration and the vocabulary (JSON). Written atomically.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::tensor::Device;
@@ -23,22 +22,14 @@ pub struct ModelInfo {
 
 /// Writes `model` with its configuration and vocabulary to `path`, atomically.
 pub fn save(path: &Path, model: &LanguageModel, info: &ModelInfo) -> Result<()> {
-    let json = |v: serde_json::Result<String>| v.map_err(|e| AwdError::Config(e.to_string()));
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), FORMAT.to_string());
-    meta.insert(
-        "config".to_string(),
-        json(serde_json::to_string(model.config()))?,
-    );
-    meta.insert(
-        "vocab".to_string(),
-        json(serde_json::to_string(&info.vocab))?,
-    );
-    meta.insert(
-        "extra".to_string(),
-        json(serde_json::to_string(&info.extra))?,
-    );
-    let bytes = super::safetensors::serialize(&fastai::to_state_dict(model), Some(meta))?;
+    let header = serde_json::json!({
+        "format": FORMAT,
+        "config": model.config(),
+        "vocab": info.vocab,
+        "extra": info.extra,
+    });
+    let tensors = fastai::to_state_dict(model);
+    let bytes = super::safetensors::serialize(&tensors, Some(super::awd_metadata(&header)))?;
     super::write_atomic(path, &bytes)
 }
 
@@ -48,24 +39,21 @@ pub fn load(path: &Path, masks: &Masks, device: &Device) -> Result<(LanguageMode
     let bad = |reason: String| AwdError::checkpoint(path, reason);
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(bad(format!(
+    let meta = super::read_awd_metadata(header.metadata().as_ref(), FORMAT).ok_or_else(|| {
+        bad(format!(
             "not an awd model file (no `{FORMAT}` format tag); a fastai checkpoint can be converted with `awd convert`"
-        )));
-    }
+        ))
+    })?;
     let field = |k: &str| {
         meta.get(k)
+            .cloned()
             .ok_or_else(|| bad(format!("metadata `{k}` missing")))
     };
-    let config: AwdLstmConfig = serde_json::from_str(field("config")?)
+    let config: AwdLstmConfig = serde_json::from_value(field("config")?)
         .map_err(|e| bad(format!("metadata `config`: {e}")))?;
-    let vocab: Vec<String> =
-        serde_json::from_str(field("vocab")?).map_err(|e| bad(format!("metadata `vocab`: {e}")))?;
-    let extra = meta
-        .get("extra")
-        .and_then(|e| serde_json::from_str(e).ok())
-        .unwrap_or_default();
+    let vocab: Vec<String> = serde_json::from_value(field("vocab")?)
+        .map_err(|e| bad(format!("metadata `vocab`: {e}")))?;
+    let extra = meta.get("extra").cloned().unwrap_or_default();
     if !vocab.is_empty() && vocab.len() != config.vocab_size {
         return Err(bad(format!(
             "vocabulary has {} words, the model {}",

@@ -78,3 +78,67 @@ pub fn serialize(
 pub fn write(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<()> {
     super::write_atomic(path, &serialize(tensors, None)?)
 }
+
+/// A tensor of a mixed file: float values, or opaque bytes (stored as a `U8` tensor).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    F32(HostTensor),
+    Bytes(Vec<u8>),
+}
+
+/// The bytes of a safetensors file holding `entries` and `metadata`.
+pub fn serialize_entries(
+    entries: &BTreeMap<String, Entry>,
+    metadata: std::collections::HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = entries
+        .iter()
+        .map(|(k, e)| match e {
+            Entry::F32(t) => (
+                k.clone(),
+                Dtype::F32,
+                t.shape.clone(),
+                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            Entry::Bytes(b) => (k.clone(), Dtype::U8, vec![b.len()], b.clone()),
+        })
+        .collect();
+    let views = owned
+        .iter()
+        .map(|(k, d, s, b)| {
+            TensorView::new(*d, s.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| AwdError::Shape(format!("{k}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, Some(metadata)).map_err(|e| AwdError::Shape(e.to_string()))
+}
+
+/// Parses a file written by [`serialize_entries`]: its entries and metadata.
+pub fn parse_entries(
+    bytes: &[u8],
+) -> std::result::Result<
+    (
+        BTreeMap<String, Entry>,
+        std::collections::HashMap<String, String>,
+    ),
+    String,
+> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format!("not a readable safetensors file ({e})"))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a readable safetensors file ({e})"))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let entry = if view.dtype() == Dtype::U8 {
+            Entry::Bytes(view.data().to_vec())
+        } else {
+            let values = to_f32(&view)
+                .ok_or_else(|| format!("tensor `{name}` has dtype {:?}", view.dtype()))?;
+            Entry::F32(HostTensor::new(view.shape().to_vec(), values))
+        };
+        out.insert(name, entry);
+    }
+    Ok((out, metadata))
+}

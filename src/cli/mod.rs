@@ -2,6 +2,9 @@
 
 mod convert;
 mod demo;
+mod eval;
+mod generate;
+mod train;
 
 use std::process::ExitCode;
 
@@ -25,6 +28,12 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Train a language model (no --data: the tiny preset on awd's built-in grammar corpus).
+    Train(Box<train::TrainArgs>),
+    /// Perplexity of a trained model on a text.
+    Eval(eval::EvalArgs),
+    /// Generate text from a trained model.
+    Generate(generate::GenerateArgs),
     /// Convert a fastai AWD-LSTM checkpoint between .pth and .safetensors (format from the extension).
     Convert {
         input: std::path::PathBuf,
@@ -40,6 +49,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { seed } => demo::run(seed),
+        Command::Train(args) => train::run(*args),
+        Command::Eval(args) => eval::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Convert {
             input,
             output,

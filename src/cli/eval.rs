@@ -1,0 +1,99 @@
+//! `awd eval`: perplexity of a trained model on a split.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+use crate::checkpoint::native;
+use crate::data::corpus::Level;
+use crate::data::dataset::encode_file;
+use crate::data::{Source, Vocab, vocab::UNK};
+use crate::device;
+use crate::dropout::Masks;
+use crate::train::eval::{CacheConfig, bits, mean_loss, mean_loss_with_cache};
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// A model file written by `awd train` (model.safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A text file, or a directory with train/valid/test.txt.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Which split of a directory: test (default when present) or valid.
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Rows evaluated side by side (the state is carried over the whole text in each row).
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 70)]
+    pub bptt: usize,
+    /// Neural cache: number of past positions (0: no cache).
+    #[arg(long, default_value_t = 0)]
+    pub cache_window: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub cache_theta: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub cache_lambda: f64,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// The level a model was trained at (word unless it says otherwise).
+pub fn model_level(extra: &serde_json::Value) -> Level {
+    serde_json::from_value(extra["level"].clone()).unwrap_or(Level::Word)
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
+    if args.batch_size == 0 || args.bptt == 0 {
+        bail!("--batch-size and --bptt must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&args.cache_lambda) {
+        bail!("--cache-lambda must lie in [0, 1]");
+    }
+    let device = device::select(&args.device)?;
+    let (mut model, info) = native::load(&args.model, &Masks::default(), &device)?;
+    let level = model_level(&info.extra);
+    let vocab = Vocab::from_itos(info.vocab.clone());
+    let path = match Source::from_path(&args.data, 0.1)? {
+        Source::File { path, .. } => path,
+        Source::Dir { valid, test, .. } => match (args.split.as_deref(), test) {
+            (Some("valid"), _) | (None, None) => valid,
+            (Some("test") | None, Some(t)) => t,
+            (Some("test"), None) => bail!("{} has no test.txt", args.data.display()),
+            (Some(other), _) => bail!("--split must be valid or test, not `{other}`"),
+        },
+    };
+    let ids = encode_file(&path, &vocab, level)?;
+    let unknown = ids.iter().filter(|&&i| i == UNK).count() as f64 / ids.len() as f64;
+    if unknown > 0.5 {
+        bail!(
+            "the model's vocabulary does not fit {}: {:.0}% of its tokens are unknown to the model (trained at {:?} level, {} tokens)",
+            path.display(),
+            100.0 * unknown,
+            level,
+            vocab.len()
+        );
+    }
+    let loss = if args.cache_window > 0 {
+        let cache = CacheConfig {
+            window: args.cache_window,
+            theta: args.cache_theta,
+            lambda: args.cache_lambda,
+        };
+        mean_loss_with_cache(&mut model, &ids, args.batch_size, args.bptt, cache, &device)?
+    } else {
+        mean_loss(&mut model, &ids, args.batch_size, args.bptt, &device)?
+    };
+    let mut line = format!(
+        "{}: {} tokens, loss {loss:.4}, perplexity {:.2}",
+        path.display(),
+        ids.len(),
+        loss.exp()
+    );
+    if level == Level::Char {
+        line += &format!(", {:.4} bits per character", bits(loss));
+    }
+    println!("{line}");
+    Ok(true)
+}

@@ -1,0 +1,187 @@
+//! `awd train`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+
+use crate::data::{Dataset, Level, Source, download};
+use crate::device;
+use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainFlags, Trainer, state};
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Training text: a file (a validation tail is held out) or a directory with train.txt,
+    /// valid.txt and test.txt. Without it, awd trains on its built-in grammar corpus.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// A public data set to download and cache instead of --data.
+    #[arg(long, value_enum, conflicts_with = "data")]
+    pub dataset: Option<PublicData>,
+    /// Starting hyper-parameters (flags and --config override them).
+    #[arg(long, value_enum, default_value = "tiny")]
+    pub preset: Preset,
+    /// A TOML file of hyper-parameters (field names as the flags, with underscores).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where the checkpoints, metrics and model go (default: a new directory under runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Start over in --out even if it holds a run.
+    #[arg(long)]
+    pub force: bool,
+    /// cpu (default), or cuda/wgpu when built with those features.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub flags: TrainFlags,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PublicData {
+    Tinyshakespeare,
+}
+
+fn dataset(args: &TrainArgs, cfg: &mut TrainConfig) -> anyhow::Result<Dataset> {
+    let path = match (&args.data, args.dataset) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(PublicData::Tinyshakespeare)) => {
+            if args.flags.level.is_none() {
+                cfg.level = Level::Char;
+            }
+            Some(download::fetch(&download::TINY_SHAKESPEARE)?)
+        }
+        (None, None) => None,
+    };
+    Ok(match path {
+        None => Dataset::grammar(cfg.grammar_tokens, cfg.specials, cfg.seed)?,
+        Some(p) => {
+            let source = Source::from_path(&p, cfg.valid_fraction)?;
+            Dataset::from_source(
+                &source,
+                cfg.level,
+                cfg.specials,
+                cfg.min_freq,
+                cfg.max_vocab,
+            )?
+        }
+    })
+}
+
+fn default_out(args: &TrainArgs) -> PathBuf {
+    let name = match (&args.data, args.dataset) {
+        (Some(p), _) => p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "data".into()),
+        (None, Some(_)) => "tinyshakespeare".into(),
+        (None, None) => "grammar".into(),
+    };
+    let preset = format!("{:?}", args.preset).to_lowercase();
+    let base = PathBuf::from("runs").join(format!("{preset}-{name}"));
+    (1..)
+        .map(|i| {
+            if i == 1 {
+                base.clone()
+            } else {
+                PathBuf::from(format!("{}-{i}", base.display()))
+            }
+        })
+        .find(|p| !p.exists())
+        .expect("some name is free")
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
+    let device = device::select(&args.device)?.autodiff();
+    let out_dir = args.out.clone().unwrap_or_else(|| default_out(&args));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C while saving ends the process the usual way.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    let opts = RunOptions {
+        out_dir: out_dir.clone(),
+        device,
+        progress: !args.quiet,
+        stop,
+    };
+
+    let mut trainer = if args.resume {
+        let ck = state::load(&opts.state_path())?;
+        let mut cfg = ck.config.clone();
+        let data = dataset(&args, &mut cfg)?;
+        eprintln!(
+            "resuming {} at epoch {}, step {}",
+            out_dir.display(),
+            ck.progress.epoch + 1,
+            ck.progress.step
+        );
+        Trainer::resume(data, opts)?
+    } else {
+        crate::train::trainer::prepare_out_dir(&opts, args.force)?;
+        let mut cfg = args.preset.config();
+        if let Some(path) = &args.config {
+            cfg = TrainConfig::from_toml_file(path, cfg)?;
+        }
+        args.flags.apply(&mut cfg);
+        cfg.validate()?;
+        let data = dataset(&args, &mut cfg)?;
+        eprintln!(
+            "training on {}: {} tokens, vocabulary {}, {} validation tokens",
+            data.description,
+            data.train.len(),
+            data.vocab.len(),
+            data.valid.len()
+        );
+        Trainer::new(cfg, data, opts, args.force)?
+    };
+
+    match trainer.run().context("training")? {
+        Outcome::Interrupted { step, checkpoint } => {
+            eprintln!(
+                "interrupted at step {step}; checkpoint {} (continue with --resume --out {})",
+                checkpoint.display(),
+                out_dir.display()
+            );
+            std::process::exit(130);
+        }
+        Outcome::Finished(s) => {
+            let char_level = trainer.data.level == Level::Char;
+            let mut line = format!(
+                "done: {} steps, {:.0} tokens/s; validation perplexity {:.2}",
+                s.steps,
+                s.tokens as f64 / s.elapsed_s.max(1e-9),
+                s.valid_loss.exp()
+            );
+            if char_level {
+                line += &format!(" ({:.3} bits/char)", crate::train::eval::bits(s.valid_loss));
+            }
+            if let Some(t) = s.test_loss {
+                line += &format!(", test perplexity {:.2}", t.exp());
+            }
+            if let Some(h) = s.entropy_rate {
+                line += &format!(
+                    "; best possible {:.2} (the grammar's entropy), {:.1}% above it on test",
+                    h.exp(),
+                    100.0 * (s.test_loss.unwrap_or(s.valid_loss).exp() / h.exp() - 1.0)
+                );
+            }
+            println!("{line}");
+            println!("model:   {}", s.model_path.display());
+            println!("metrics: {}", s.metrics_path.display());
+            Ok(true)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Text, vocabularies and batches.
+
+pub mod batches;
+pub mod corpus;
+pub mod dataset;
+pub mod download;
+pub mod grammar;
+pub mod vocab;
+
+pub use batches::{Rows, WindowLengths};
+pub use corpus::{Level, Source};
+pub use dataset::Dataset;
+pub use grammar::Grammar;
+pub use vocab::{Specials, Vocab};

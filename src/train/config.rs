@@ -1,0 +1,285 @@
+//! Every hyper-parameter of a training run: one list, from which both the TOML/JSON config and
+//! the command-line flags are generated, and the presets.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Level, Specials};
+use crate::error::{AwdError, Result};
+use crate::model::AwdLstmConfig;
+
+/// Which optimizer steps the raw weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adam,
+    Adamw,
+    Sgd,
+}
+
+/// How the learning rate moves over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    Constant,
+    /// fastai's `fit_one_cycle`: cosine warm-up from lr/25 over 25% of the steps, then cosine
+    /// annealing to lr/25e4.
+    OneCycle,
+}
+
+macro_rules! hyper_params {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr ),* $(,)?) => {
+        /// The configuration of a training run (also the `--config` TOML file's fields).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct TrainConfig {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for TrainConfig {
+            fn default() -> Self {
+                Self { $( $name: $default, )* }
+            }
+        }
+
+        /// The same fields as command-line flags; a flag given overrides preset and file.
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct TrainFlags {
+            $( $(#[doc = $doc])* #[arg(long)] pub $name: Option<$ty>, )*
+        }
+
+        impl TrainFlags {
+            pub fn apply(&self, config: &mut TrainConfig) {
+                $( if let Some(v) = &self.$name { config.$name = v.clone(); } )*
+            }
+        }
+    };
+}
+
+hyper_params! {
+    /// Embedding size.
+    emb_size: usize = 400,
+    /// Hidden size of the inner LSTM layers.
+    hidden_size: usize = 1152,
+    /// Number of LSTM layers.
+    n_layers: usize = 3,
+    /// Dropout on the last layer's output.
+    output_p: f64 = 0.1,
+    /// Dropout between LSTM layers.
+    hidden_p: f64 = 0.15,
+    /// Dropout on the embedded input.
+    input_p: f64 = 0.25,
+    /// Dropout of whole embedding rows.
+    embed_p: f64 = 0.02,
+    /// DropConnect on the recurrent weights.
+    weight_p: f64 = 0.2,
+    /// Tie the decoder weight to the embedding.
+    tie_weights: bool = true,
+    /// Token level: word or char.
+    level: Level = Level::Word,
+    /// Special tokens: fastai or ptb.
+    specials: Specials = Specials::Fastai,
+    /// Minimum count for a token to enter the vocabulary.
+    min_freq: usize = 1,
+    /// Largest vocabulary, special tokens included.
+    max_vocab: usize = 60000,
+    /// Share of a single input file held out for validation.
+    valid_fraction: f64 = 0.1,
+    /// Epochs to train.
+    epochs: usize = 1,
+    /// Stop after this many steps in all (0: no limit).
+    max_steps: usize = 0,
+    /// Rows per batch.
+    batch_size: usize = 64,
+    /// Mean window length (backpropagation through time).
+    bptt: usize = 70,
+    /// Vary the window length as AWD-LSTM does (scaling the learning rate by len/bptt).
+    variable_bptt: bool = true,
+    /// Rows per batch when evaluating.
+    eval_batch_size: usize = 10,
+    /// adam, adamw or sgd.
+    optimizer: OptimizerKind = OptimizerKind::Adam,
+    /// Learning rate.
+    lr: f64 = 2e-3,
+    /// Adam's beta 1 (SGD: momentum, 0 for none).
+    beta1: f64 = 0.9,
+    /// Adam's beta 2.
+    beta2: f64 = 0.99,
+    /// Adam's epsilon.
+    eps: f64 = 1e-5,
+    /// Weight decay (decoupled for adamw, L2 otherwise).
+    weight_decay: f64 = 0.0,
+    /// Clip the gradient to this total 2-norm over all parameters (0: no clipping).
+    clip: f64 = 0.0,
+    /// AR coefficient.
+    alpha: f64 = 2.0,
+    /// TAR coefficient.
+    beta: f64 = 1.0,
+    /// constant or one-cycle.
+    schedule: Schedule = Schedule::Constant,
+    /// NT-ASGD: switch to averaged SGD once validation has not improved for `nonmono` checks.
+    asgd: bool = false,
+    /// Checks without improvement before NT-ASGD switches.
+    nonmono: usize = 5,
+    /// Seed of initialization, masks and window lengths.
+    seed: u64 = 0,
+    /// Log training loss every this many steps.
+    log_every: usize = 50,
+    /// Tokens of the built-in grammar corpus (when no --data is given).
+    grammar_tokens: usize = 60000,
+}
+
+/// A named set of hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// Seconds on a laptop: a small model on the built-in corpus.
+    Tiny,
+    /// fastai's `awd_lstm_lm_config` with fastai-style training (AdamW, one cycle).
+    AwdLstmLm,
+    /// The paper's Penn Treebank setting (SGD, NT-ASGD).
+    Ptb,
+    /// The paper's WikiText-2 setting.
+    Wt2,
+}
+
+impl Preset {
+    pub fn config(self) -> TrainConfig {
+        let base = TrainConfig::default();
+        match self {
+            Preset::Tiny => TrainConfig {
+                emb_size: 32,
+                hidden_size: 64,
+                n_layers: 2,
+                output_p: 0.1,
+                hidden_p: 0.1,
+                input_p: 0.1,
+                embed_p: 0.0,
+                weight_p: 0.1,
+                specials: Specials::Ptb,
+                epochs: 4,
+                batch_size: 16,
+                bptt: 20,
+                eval_batch_size: 10,
+                lr: 5e-3,
+                clip: 0.25,
+                log_every: 20,
+                ..base
+            },
+            Preset::AwdLstmLm => TrainConfig {
+                optimizer: OptimizerKind::Adamw,
+                weight_decay: 0.01,
+                lr: 2e-3,
+                clip: 0.1,
+                schedule: Schedule::OneCycle,
+                ..base
+            },
+            Preset::Ptb => TrainConfig {
+                emb_size: 400,
+                hidden_size: 1150,
+                output_p: 0.4,
+                hidden_p: 0.25,
+                input_p: 0.4,
+                embed_p: 0.1,
+                weight_p: 0.5,
+                specials: Specials::Ptb,
+                min_freq: 1,
+                epochs: 500,
+                batch_size: 80,
+                bptt: 70,
+                optimizer: OptimizerKind::Sgd,
+                lr: 30.0,
+                beta1: 0.0,
+                weight_decay: 1.2e-6,
+                clip: 0.25,
+                asgd: true,
+                nonmono: 5,
+                ..base
+            },
+            Preset::Wt2 => TrainConfig {
+                input_p: 0.65,
+                hidden_p: 0.2,
+                epochs: 750,
+                ..Preset::Ptb.config()
+            },
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file of fields (unknown fields are errors).
+    pub fn from_toml_file(path: &std::path::Path, base: TrainConfig) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| AwdError::io(path, e))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))?;
+        // Fields absent from the file keep the preset's values.
+        let mut merged =
+            toml::Table::try_from(&base).map_err(|e| AwdError::Config(e.to_string()))?;
+        merged.extend(table);
+        merged
+            .try_into()
+            .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The model's configuration for a vocabulary of `vocab_size`.
+    pub fn model(&self, vocab_size: usize) -> AwdLstmConfig {
+        AwdLstmConfig {
+            vocab_size,
+            emb_size: self.emb_size,
+            hidden_size: self.hidden_size,
+            n_layers: self.n_layers,
+            output_p: self.output_p,
+            hidden_p: self.hidden_p,
+            input_p: self.input_p,
+            embed_p: self.embed_p,
+            weight_p: self.weight_p,
+            tie_weights: self.tie_weights,
+            ..AwdLstmConfig::default()
+        }
+    }
+
+    /// Ranges every value must lie in; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("emb-size", self.emb_size),
+            ("hidden-size", self.hidden_size),
+            ("n-layers", self.n_layers),
+            ("epochs", self.epochs),
+            ("batch-size", self.batch_size),
+            ("bptt", self.bptt),
+            ("eval-batch-size", self.eval_batch_size),
+            ("max-vocab", self.max_vocab),
+            ("log-every", self.log_every),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(AwdError::Config(format!("--{name} must be at least 1")));
+            }
+        }
+        let bad = |name: &str, v: f64, range: &str| {
+            AwdError::Config(format!("--{name} = {v} is out of range ({range})"))
+        };
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(bad("lr", self.lr, "> 0"));
+        }
+        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(bad(name, v, "[0, 1)"));
+            }
+        }
+        for (name, v) in [
+            ("eps", self.eps),
+            ("weight-decay", self.weight_decay),
+            ("clip", self.clip),
+            ("alpha", self.alpha),
+            ("beta", self.beta),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(bad(name, v, ">= 0"));
+            }
+        }
+        if !(self.valid_fraction > 0.0 && self.valid_fraction < 1.0) {
+            return Err(bad("valid-fraction", self.valid_fraction, "(0, 1)"));
+        }
+        self.model(self.max_vocab.max(1)).validate()
+    }
+}

@@ -1,0 +1,192 @@
+//! Optimizers (Burn's), gradient-norm clipping as PyTorch defines it, learning-rate schedules
+//! and the parameter averaging of NT-ASGD.
+
+use std::collections::BTreeMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::Tensor;
+
+use super::config::{OptimizerKind, Schedule, TrainConfig};
+
+/// Burn's optimizer for `kind`, with the run's betas, epsilon and weight decay. Clipping is done
+/// by [`clip_global_norm`], not by the optimizer (Burn clips each tensor on its own).
+pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> ModuleOptimizer {
+    let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    match kind {
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_beta_1(cfg.beta1 as f32)
+            .with_beta_2(cfg.beta2 as f32)
+            .with_epsilon(cfg.eps as f32)
+            .with_weight_decay(decay)
+            .init(),
+        OptimizerKind::Adamw => AdamWConfig::new()
+            .with_beta_1(cfg.beta1 as f32)
+            .with_beta_2(cfg.beta2 as f32)
+            .with_epsilon(cfg.eps as f32)
+            .with_weight_decay(cfg.weight_decay as f32)
+            .init(),
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_momentum((cfg.beta1 > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(cfg.beta1)
+                    .with_dampening(0.0)
+            }))
+            .init(),
+    }
+}
+
+/// The 2-norm of each parameter's gradient, by path (parameters without a gradient are absent).
+pub fn grad_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(String, ParamId, f64)> {
+    struct Norms<'a> {
+        grads: &'a GradientsParams,
+        stack: Vec<String>,
+        out: Vec<(String, ParamId, f64)>,
+    }
+    impl ModuleVisitor for Norms<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.stack.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.stack.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let sq: f64 = (g.clone() * g).sum().into_scalar::<f64>();
+                self.out.push((self.stack.join("."), param.id, sq.sqrt()));
+            }
+        }
+    }
+    let mut v = Norms {
+        grads,
+        stack: Vec::new(),
+        out: Vec::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
+/// `torch.nn.utils.clip_grad_norm_`: the total 2-norm over all gradients; when it exceeds
+/// `max_norm`, every gradient is scaled by `max_norm / (total + 1e-6)`. Returns the total norm.
+pub fn clip_global_norm<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    norms: &[(String, ParamId, f64)],
+    max_norm: f64,
+) -> f64 {
+    let total = norms.iter().map(|n| n.2 * n.2).sum::<f64>().sqrt();
+    if max_norm > 0.0 && total > max_norm {
+        let factor = max_norm / (total + 1e-6);
+        struct Scale<'a> {
+            grads: &'a mut GradientsParams,
+            factor: f64,
+        }
+        impl ModuleVisitor for Scale<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Some(g) = self.grads.remove::<D>(param.id) {
+                    self.grads.register(param.id, g.mul_scalar(self.factor));
+                }
+            }
+        }
+        module.visit(&mut Scale { grads, factor });
+    }
+    total
+}
+
+/// The learning rate at `step` of `total` steps.
+pub fn scheduled_lr(schedule: Schedule, lr: f64, step: usize, total: usize) -> f64 {
+    match schedule {
+        Schedule::Constant => lr,
+        Schedule::OneCycle => {
+            let total = total.max(1) as f64;
+            let t = (step as f64 / total).min(1.0);
+            let warm = 0.25;
+            let cos = |start: f64, end: f64, pct: f64| {
+                end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0)
+            };
+            if t < warm {
+                cos(lr / 25.0, lr, t / warm)
+            } else {
+                cos(lr, lr / 25e4, (t - warm) / (1.0 - warm))
+            }
+        }
+    }
+}
+
+/// The running average of every parameter (NT-ASGD), by path, flattened.
+#[derive(Debug, Clone, Default)]
+pub struct Averager {
+    pub count: usize,
+    pub sums: BTreeMap<String, Tensor<1>>,
+}
+
+impl Averager {
+    /// `avg += (p - avg) / (count + 1)` for every parameter of `module`.
+    pub fn update<M: Module>(&mut self, module: &M) {
+        struct Upd<'a> {
+            avg: &'a mut Averager,
+            stack: Vec<String>,
+        }
+        impl ModuleVisitor for Upd<'_> {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.stack.push(name.to_string());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.stack.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let p: Tensor<1> = param.val().detach().inner().flatten(0, D - 1);
+                let n = self.avg.count as f64;
+                let key = self.stack.join(".");
+                let next = match self.avg.sums.remove(&key) {
+                    None => p,
+                    Some(a) => a.clone() + (p - a).div_scalar(n + 1.0),
+                };
+                self.avg.sums.insert(key, next);
+            }
+        }
+        module.visit(&mut Upd {
+            avg: self,
+            stack: Vec::new(),
+        });
+        self.count += 1;
+    }
+
+    /// `module` with every parameter replaced by its average (same ids, same devices).
+    pub fn apply<M: Module>(&self, module: M) -> M {
+        struct Put<'a> {
+            avg: &'a Averager,
+            stack: Vec<String>,
+        }
+        impl ModuleMapper for Put<'_> {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.stack.push(name.to_string());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.stack.pop();
+            }
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let Some(a) = self.avg.sums.get(&self.stack.join(".")) else {
+                    return param;
+                };
+                param.map(|old| {
+                    let shape = old.shape();
+                    let device = old.device();
+                    let t: Tensor<D> = a.clone().reshape(shape).to_device(&device);
+                    if old.is_require_grad() {
+                        t.require_grad()
+                    } else {
+                        t
+                    }
+                })
+            }
+        }
+        module.map(&mut Put {
+            avg: self,
+            stack: Vec::new(),
+        })
+    }
+}

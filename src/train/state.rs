@@ -1,0 +1,189 @@
+//! Resumable training checkpoints: one safetensors file holding the weights, the optimizer's
+//! state, NT-ASGD's averages, the carried hidden state, and (as JSON metadata) the configuration,
+//! vocabulary, RNG positions and progress. Written atomically, so a killed run always leaves the
+//! previous checkpoint whole.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::config::{OptimizerKind, TrainConfig};
+use crate::checkpoint::safetensors::{Entry, parse_entries, serialize_entries};
+use crate::checkpoint::{awd_metadata, read_awd_metadata, write_atomic};
+use crate::data::Level;
+use crate::error::{AwdError, Result};
+use crate::params::HostTensor;
+
+const FORMAT: &str = "awd-train-state/1";
+
+/// Where a run stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Progress {
+    pub epoch: usize,
+    /// Token position inside the current epoch's rows.
+    pub pos: usize,
+    pub step: usize,
+    pub best_val: Option<f64>,
+    pub val_losses: Vec<f64>,
+    /// The optimizer now in use (NT-ASGD switches to SGD).
+    pub optimizer: OptimizerKind,
+    pub averaging: bool,
+    pub masks_rng: Vec<u8>,
+    /// Window-length RNG: (word position as decimal, stream).
+    pub windows_rng: (String, u64),
+    /// Parameter ids by path (the optimizer's state is keyed by them).
+    pub param_ids: BTreeMap<String, u64>,
+    pub tokens: u64,
+    pub elapsed_s: f64,
+    pub finished: bool,
+}
+
+/// Everything needed to continue a run exactly where it stopped.
+#[derive(Debug, Clone)]
+pub struct TrainCheckpoint {
+    pub config: TrainConfig,
+    pub vocab: Vec<String>,
+    pub level: Level,
+    pub progress: Progress,
+    pub model: BTreeMap<String, HostTensor>,
+    pub optimizer: Vec<u8>,
+    pub averages: BTreeMap<String, HostTensor>,
+    /// Per layer: (h, c), the state carried into the next window.
+    pub hidden: Vec<(HostTensor, HostTensor)>,
+    pub averaged_count: usize,
+}
+
+pub fn save(path: &Path, c: &TrainCheckpoint) -> Result<()> {
+    let mut entries = BTreeMap::new();
+    for (k, v) in &c.model {
+        entries.insert(format!("model/{k}"), Entry::F32(v.clone()));
+    }
+    for (k, v) in &c.averages {
+        entries.insert(format!("average/{k}"), Entry::F32(v.clone()));
+    }
+    for (l, (h, cc)) in c.hidden.iter().enumerate() {
+        entries.insert(format!("hidden/{l}/h"), Entry::F32(h.clone()));
+        entries.insert(format!("hidden/{l}/c"), Entry::F32(cc.clone()));
+    }
+    entries.insert("optimizer".into(), Entry::Bytes(c.optimizer.clone()));
+    let header = serde_json::json!({
+        "format": FORMAT,
+        "config": c.config,
+        "vocab": c.vocab,
+        "level": c.level,
+        "progress": c.progress,
+        "averaged_count": c.averaged_count,
+    });
+    write_atomic(path, &serialize_entries(&entries, awd_metadata(&header))?)
+}
+
+pub fn load(path: &Path) -> Result<TrainCheckpoint> {
+    let bytes = std::fs::read(path).map_err(|e| AwdError::io(path, e))?;
+    let bad = |reason: String| AwdError::checkpoint(path, reason);
+    let (entries, meta) = parse_entries(&bytes).map_err(bad)?;
+    let meta = read_awd_metadata(Some(&meta), FORMAT)
+        .ok_or_else(|| bad("not an awd training checkpoint".into()))?;
+    fn field<T: serde::de::DeserializeOwned>(
+        meta: &serde_json::Map<String, serde_json::Value>,
+        k: &str,
+    ) -> std::result::Result<T, String> {
+        let v = meta
+            .get(k)
+            .ok_or_else(|| format!("metadata `{k}` missing"))?;
+        serde_json::from_value(v.clone()).map_err(|e| format!("metadata `{k}`: {e}"))
+    }
+    let mut c = TrainCheckpoint {
+        config: field(&meta, "config").map_err(bad)?,
+        vocab: field(&meta, "vocab").map_err(bad)?,
+        level: field(&meta, "level").map_err(bad)?,
+        progress: field(&meta, "progress").map_err(bad)?,
+        averaged_count: field(&meta, "averaged_count").map_err(bad)?,
+        model: BTreeMap::new(),
+        optimizer: Vec::new(),
+        averages: BTreeMap::new(),
+        hidden: Vec::new(),
+    };
+    let mut hidden: BTreeMap<(usize, bool), HostTensor> = BTreeMap::new();
+    for (k, e) in entries {
+        match (k.split_once('/'), e) {
+            (Some(("model", name)), Entry::F32(t)) => {
+                c.model.insert(name.to_string(), t);
+            }
+            (Some(("average", name)), Entry::F32(t)) => {
+                c.averages.insert(name.to_string(), t);
+            }
+            (Some(("hidden", rest)), Entry::F32(t)) => {
+                let (l, which) = rest.split_once('/').unwrap_or((rest, ""));
+                let l: usize = l.parse().map_err(|_| bad(format!("bad entry `{k}`")))?;
+                hidden.insert((l, which == "c"), t);
+            }
+            (None, Entry::Bytes(b)) if k == "optimizer" => c.optimizer = b,
+            _ => return Err(bad(format!("unexpected entry `{k}`"))),
+        }
+    }
+    let layers = hidden.len() / 2;
+    for l in 0..layers {
+        match (hidden.remove(&(l, false)), hidden.remove(&(l, true))) {
+            (Some(h), Some(cc)) => c.hidden.push((h, cc)),
+            _ => return Err(bad(format!("hidden state of layer {l} incomplete"))),
+        }
+    }
+    Ok(c)
+}
+
+/// Parameter ids by path.
+pub fn param_ids<M: Module>(module: &M) -> BTreeMap<String, u64> {
+    struct Ids {
+        stack: Vec<String>,
+        out: BTreeMap<String, u64>,
+    }
+    impl ModuleVisitor for Ids {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.stack.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.stack.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.out.insert(self.stack.join("."), param.id.val());
+        }
+    }
+    let mut v = Ids {
+        stack: Vec::new(),
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
+/// Gives each parameter the id it had when the checkpoint was written.
+pub fn restore_param_ids<M: Module>(module: M, ids: &BTreeMap<String, u64>) -> M {
+    struct Set<'a> {
+        stack: Vec<String>,
+        ids: &'a BTreeMap<String, u64>,
+    }
+    impl ModuleMapper for Set<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.stack.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.stack.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            match self.ids.get(&self.stack.join(".")) {
+                Some(&id) => {
+                    let (_, value, mapper) = param.consume();
+                    Param::from_mapped_value(ParamId::from(id), value, mapper)
+                }
+                None => param,
+            }
+        }
+    }
+    module.map(&mut Set {
+        stack: Vec::new(),
+        ids,
+    })
+}
