@@ -181,6 +181,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             println!("{line}");
             println!("model:   {}", s.model_path.display());
             println!("metrics: {}", s.metrics_path.display());
+            println!("plot:    {}", s.plot_path.display());
             Ok(true)
         }
     }

@@ -66,6 +66,10 @@ impl Metrics {
         self.line(&line)
     }
 
+    pub fn flush(&mut self) -> Result<()> {
+        self.file.flush().map_err(|e| AwdError::io(&self.path, e))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod eval;
 pub mod metrics;
 pub mod optim;
+pub mod plot;
 pub mod state;
 pub mod trainer;
 

@@ -44,6 +44,9 @@ impl RunOptions {
     pub fn metrics_path(&self) -> PathBuf {
         self.out_dir.join("metrics.csv")
     }
+    pub fn plot_path(&self) -> PathBuf {
+        self.out_dir.join("curves.png")
+    }
 }
 
 /// How a run ended.
@@ -68,6 +71,7 @@ pub struct Summary {
     pub entropy_rate: Option<f64>,
     pub model_path: PathBuf,
     pub metrics_path: PathBuf,
+    pub plot_path: PathBuf,
 }
 
 /// A training run in progress.
@@ -281,6 +285,8 @@ impl Trainer {
             averaged_count: self.averager.as_ref().map_or(0, |a| a.count),
         };
         state::save(&self.opts.state_path(), &ck)?;
+        self.metrics.flush()?;
+        super::plot::plot(self.metrics.path(), &self.opts.plot_path())?;
         let info = ModelInfo {
             vocab: self.data.vocab.itos().to_vec(),
             extra: serde_json::json!({
@@ -424,6 +430,7 @@ impl Trainer {
             entropy_rate: self.data.entropy_rate,
             model_path: self.opts.model_path(),
             metrics_path: self.metrics.path().to_path_buf(),
+            plot_path: self.opts.plot_path(),
         }))
     }
 

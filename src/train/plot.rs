@@ -1,0 +1,92 @@
+//! The PNG of a run's curves: training and validation loss against steps, from its metrics CSV.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{AwdError, Result};
+
+/// (step, train loss, validation loss) rows of a metrics CSV.
+fn read_rows(csv: &Path) -> Result<Vec<(f64, Option<f64>, Option<f64>)>> {
+    let text = std::fs::read_to_string(csv).map_err(|e| AwdError::io(csv, e))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let num = |i: usize| cells.get(i).and_then(|c| c.parse::<f64>().ok());
+            Some((num(0)?, num(2), num(3)))
+        })
+        .collect())
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font ships inside the binary, so plots need nothing from the system.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// Draws `csv`'s curves into `png` (written through a temporary file, then renamed).
+pub fn plot(csv: &Path, png: &Path) -> Result<()> {
+    register_font();
+    let rows = read_rows(csv)?;
+    let train: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((r.0, r.1?))).collect();
+    let valid: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((r.0, r.2?))).collect();
+    let all: Vec<f64> = train
+        .iter()
+        .chain(&valid)
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let max_step = rows.iter().map(|r| r.0).fold(1.0, f64::max);
+    let lo = all.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let tmp = png.with_extension("tmp.png");
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(&tmp, (900, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("awd: loss (nats per token)", ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..max_step, (lo - pad)..(hi + pad))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss")
+            .label_style(("sans-serif", 14))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(train.iter().cloned(), BLUE.stroke_width(2)))?
+            .label("train")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(valid.iter().cloned(), RED.stroke_width(2)))?
+            .label("validation")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+        chart.draw_series(valid.iter().map(|&p| Circle::new(p, 4, RED.filled())))?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| AwdError::Config(format!("plotting {}: {e}", png.display())))?;
+    std::fs::rename(&tmp, png).map_err(|e| AwdError::io(png, e))
+}

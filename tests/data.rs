@@ -1,0 +1,118 @@
+//! Corpora, vocabularies and batching.
+
+use awd::data::batches::{Rows, WindowLengths};
+use awd::data::corpus::{Level, read_tokens};
+use awd::data::{Dataset, Source, Specials, Vocab};
+use awd::device;
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn word_level_adds_eos_at_every_line_end_and_keeps_unk() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "t.txt", " the cat <unk> sat \n\n a dog\n");
+    assert_eq!(
+        read_tokens(&p, Level::Word).unwrap(),
+        [
+            "the", "cat", "<unk>", "sat", "<eos>", "<eos>", "a", "dog", "<eos>"
+        ]
+    );
+    let chars = read_tokens(&p, Level::Char).unwrap();
+    assert_eq!(
+        chars.len(),
+        " the cat <unk> sat \n\n a dog\n".chars().count()
+    );
+}
+
+#[test]
+fn vocabulary_orders_by_count_and_respects_min_freq_and_max_vocab() {
+    let tokens = ["b", "a", "a", "c", "c", "c", "<unk>", "d"];
+    let v = Vocab::build(tokens, Specials::Ptb, 1, 100).unwrap();
+    assert_eq!(v.itos(), ["<unk>", "<pad>", "<eos>", "c", "a", "b", "d"]);
+    assert_eq!(v.id("<unk>"), 0);
+    assert_eq!(v.id("never seen"), 0);
+    let v = Vocab::build(tokens, Specials::Fastai, 2, 100).unwrap();
+    assert_eq!(&v.itos()[9..], ["c", "a"]);
+    assert_eq!(v.itos()[1], "xxpad");
+    let v = Vocab::build(tokens, Specials::Ptb, 1, 4).unwrap();
+    assert_eq!(v.len(), 4);
+    assert!(Vocab::build(tokens, Specials::Ptb, 1, 2).is_err());
+}
+
+#[test]
+fn a_single_file_holds_out_its_tail_and_a_directory_gives_its_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "t.txt", &"a b c d e f g h i j\n".repeat(10));
+    let d = Dataset::from_source(
+        &Source::from_path(&p, 0.2).unwrap(),
+        Level::Word,
+        Specials::Ptb,
+        1,
+        100,
+    )
+    .unwrap();
+    assert_eq!(d.train.len() + d.valid.len(), 110);
+    assert_eq!(d.valid.len(), 22);
+    assert!(d.test.is_none());
+
+    let corpus = tempfile::tempdir().unwrap();
+    write(&corpus, "train.txt", "x y z\n");
+    write(&corpus, "valid.txt", "x q\n");
+    write(&corpus, "test.txt", "z\n");
+    let d = Dataset::from_source(
+        &Source::from_path(corpus.path(), 0.1).unwrap(),
+        Level::Word,
+        Specials::Ptb,
+        1,
+        100,
+    )
+    .unwrap();
+    assert_eq!(d.valid.len(), 3);
+    assert_eq!(d.valid[1], 0, "a word unseen in training is unknown");
+    assert_eq!(d.test.unwrap().len(), 2);
+}
+
+#[test]
+fn rows_are_contiguous_and_targets_are_shifted_by_one() {
+    let stream: Vec<u32> = (0..23).collect();
+    let rows = Rows::new(&stream, 3).unwrap();
+    assert_eq!(rows.len, 7);
+    let dev = device::cpu();
+    let (x, y) = rows.window(2, 3, &dev);
+    let x: Vec<i64> = x.into_data().convert::<i64>().try_into_vec().unwrap();
+    let y: Vec<i64> = y.into_data().convert::<i64>().try_into_vec().unwrap();
+    assert_eq!(x, [2, 3, 4, 9, 10, 11, 16, 17, 18]);
+    assert_eq!(y, [3, 4, 5, 10, 11, 12, 17, 18, 19]);
+    // A window never reads past the end of the rows.
+    let (x, _) = rows.window(5, 10, &dev);
+    assert_eq!(x.dims(), [3, 1]);
+    assert!(Rows::new(&stream, 20).is_err());
+}
+
+#[test]
+fn window_lengths_vary_around_bptt_and_never_go_below_five() {
+    let mut w = WindowLengths::new(70, true, 0);
+    let lens: Vec<usize> = (0..4000).map(|_| w.next_len()).collect();
+    let mean = lens.iter().sum::<usize>() as f64 / lens.len() as f64;
+    assert!(lens.iter().all(|&l| l >= 5));
+    // 95% around 70 and 5% around 35: a mean near 68.
+    assert!((66.0..70.0).contains(&mean), "mean {mean}");
+    let halves = lens.iter().filter(|&&l| l < 50).count() as f64 / lens.len() as f64;
+    assert!((0.03..0.08).contains(&halves), "{halves}");
+    let mut fixed = WindowLengths::new(70, false, 0);
+    assert_eq!(fixed.next_len(), 70);
+}
+
+#[test]
+fn the_builtin_grammar_corpus_is_reproducible() {
+    let a = Dataset::grammar(2000, Specials::Ptb, 4).unwrap();
+    let b = Dataset::grammar(2000, Specials::Ptb, 4).unwrap();
+    assert_eq!(a.train, b.train);
+    assert_ne!(a.train[..500], a.valid[..500]);
+    let h = a.entropy_rate.unwrap();
+    assert!(h > 0.5 && h < 3.0, "{h}");
+}
