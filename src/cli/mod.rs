@@ -1,5 +1,6 @@
 //! The `awd` command line: a thin layer over the library.
 
+mod audit;
 mod convert;
 mod demo;
 mod eval;
@@ -34,6 +35,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Generate text from a trained model.
     Generate(generate::GenerateArgs),
+    /// One training step, audited: every parameter's gradient and the mask it passed through.
+    Audit(audit::AuditArgs),
+    /// The path a parameter's gradient takes (text or Graphviz DOT).
+    Explain(audit::ExplainArgs),
     /// Convert a fastai AWD-LSTM checkpoint between .pth and .safetensors (format from the extension).
     Convert {
         input: std::path::PathBuf,
@@ -50,6 +55,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { seed } => demo::run(seed),
         Command::Train(args) => train::run(*args),
+        Command::Audit(args) => audit::run_audit(args),
+        Command::Explain(args) => audit::run_explain(args),
         Command::Eval(args) => eval::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Convert {

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use burn::module::ParamId;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::distr::{Bernoulli, Distribution};
@@ -134,9 +135,32 @@ impl MaskSource for ReplayMasks {
     }
 }
 
+/// Who a mask was drawn for: the audit attributes weight masks to the parameter they drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskOwner {
+    /// DropConnect on the parameter with this id.
+    Weight(ParamId),
+    /// Whole rows of the embedding parameter with this id.
+    Embedding(ParamId),
+    /// Activations (locked dropout).
+    Activation,
+}
+
+/// One mask drawn while recording (see [`Masks::start_recording`]).
+#[derive(Debug, Clone)]
+pub struct MaskRecord {
+    pub owner: MaskOwner,
+    pub p: f64,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
 /// A shared handle on one [`MaskSource`]: clones draw from the same stream, in call order.
 #[derive(Clone)]
-pub struct Masks(Arc<Mutex<Box<dyn MaskSource>>>);
+pub struct Masks {
+    source: Arc<Mutex<Box<dyn MaskSource>>>,
+    records: Arc<Mutex<Option<Vec<MaskRecord>>>>,
+}
 
 impl fmt::Debug for Masks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -152,7 +176,24 @@ impl Default for Masks {
 
 impl Masks {
     pub fn new(source: impl MaskSource + 'static) -> Self {
-        Self(Arc::new(Mutex::new(Box::new(source))))
+        Self {
+            source: Arc::new(Mutex::new(Box::new(source))),
+            records: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// From now on, keeps a copy of every mask drawn, with its owner.
+    pub fn start_recording(&self) {
+        *self.records.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// The masks recorded since [`start_recording`](Self::start_recording); recording stops.
+    pub fn take_records(&self) -> Vec<MaskRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default()
     }
 
     /// Masks from a seeded RNG.
@@ -178,7 +219,7 @@ impl Masks {
     fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn MaskSource>> {
         // A panic while holding the lock cannot leave a mask source half-updated in a way
         // that matters more than the panic itself, so a poisoned lock is taken over.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.source.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Draws one mask of `shape` (entries 0 or `1/(1-p)`) as a tensor on `device`.
@@ -190,7 +231,31 @@ impl Masks {
         p: f64,
         device: &Device,
     ) -> Result<Tensor<D>> {
+        self.draw_for(MaskOwner::Activation, shape, p, device)
+    }
+
+    /// [`draw`](Self::draw), saying whom the mask is for.
+    pub fn draw_for<const D: usize>(
+        &self,
+        owner: MaskOwner,
+        shape: [usize; D],
+        p: f64,
+        device: &Device,
+    ) -> Result<Tensor<D>> {
         let values = self.lock().mask(&shape, p)?;
+        if let Some(records) = self
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            records.push(MaskRecord {
+                owner,
+                p,
+                shape: shape.to_vec(),
+                values: values.clone(),
+            });
+        }
         Ok(Tensor::from_data(TensorData::new(values, shape), device))
     }
 }

@@ -3,7 +3,7 @@
 use burn::module::{Flag, Module, Param};
 use burn::tensor::{Int, Tensor};
 
-use super::mask::Masks;
+use super::mask::{MaskOwner, Masks};
 use crate::error::{Result, check_probability};
 
 /// fastai's `RNNDropout`: one mask `[B, 1, F]` per call, shared by every timestep of `[B, T, F]`.
@@ -64,11 +64,16 @@ impl EmbeddingDropout {
         })
     }
 
-    /// `weight` `[V, E]`, `words` `[B, T]` → `[B, T, E]`.
-    pub fn forward(&self, weight: Tensor<2>, words: Tensor<2, Int>) -> Result<Tensor<3>> {
+    /// `weight` `[V, E]` (the embedding parameter), `words` `[B, T]` → `[B, T, E]`.
+    pub fn forward(&self, weight: &Param<Tensor<2>>, words: Tensor<2, Int>) -> Result<Tensor<3>> {
+        let id = weight.id;
+        let weight = weight.val();
         let weight = if self.p > 0.0 && self.training.is_enabled() && weight.is_autodiff() {
             let [v, _] = weight.dims();
-            let mask = self.masks.draw([v, 1], self.p, &weight.device())?;
+            let owner = MaskOwner::Embedding(id);
+            let mask = self
+                .masks
+                .draw_for(owner, [v, 1], self.p, &weight.device())?;
             weight * mask
         } else {
             weight

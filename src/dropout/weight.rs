@@ -22,7 +22,7 @@ use std::sync::Arc;
 use burn::module::{Flag, Module, ModuleDisplay, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
-use super::mask::Masks;
+use super::mask::{MaskOwner, Masks};
 use crate::error::{AwdError, Result, check_probability};
 use crate::nn::rename::PathRenamer;
 
@@ -194,7 +194,12 @@ impl<M: AnyModule> ModuleMapper for DropMapper<'_, M> {
         if self.owner.variational {
             shape[1..].iter_mut().for_each(|d| *d = 1);
         }
-        match self.owner.masks.draw(shape, self.owner.p, &raw.device()) {
+        let owner = MaskOwner::Weight(param.id);
+        match self
+            .owner
+            .masks
+            .draw_for(owner, shape, self.owner.p, &raw.device())
+        {
             Ok(mask) => param.map(|raw| raw * mask),
             Err(e) => {
                 self.error = Some(e);

@@ -84,7 +84,7 @@ impl AwdLstm {
         let [batch, _] = words.dims();
         let device = words.device();
         let hidden = self.initial_state(batch, &device);
-        let mut out = self.encoder_dp.forward(self.encoder.weight.val(), words)?;
+        let mut out = self.encoder_dp.forward(&self.encoder.weight, words)?;
         out = self.input_dp.forward(out)?;
         let last = self.rnns.len() - 1;
         let mut new_hidden = Vec::with_capacity(self.rnns.len());
