@@ -74,3 +74,16 @@ impl Metrics {
         &self.path
     }
 }
+
+/// The `elapsed_s` of the last row of a metrics file (0 when there is none).
+pub fn last_elapsed(path: &Path) -> f64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .last()
+                .and_then(|l| l.rsplit(',').next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0)
+}

@@ -69,6 +69,14 @@ pub fn grad_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(String
     v.out
 }
 
+/// The first parameter whose gradient norm is NaN or infinite, by path.
+pub fn non_finite_gradient(norms: &[(String, ParamId, f64)]) -> Option<(&str, f64)> {
+    norms
+        .iter()
+        .find(|n| !n.2.is_finite())
+        .map(|n| (n.0.as_str(), n.2))
+}
+
 /// `torch.nn.utils.clip_grad_norm_`: the total 2-norm over all gradients; when it exceeds
 /// `max_norm`, every gradient is scaled by `max_norm / (total + 1e-6)`. Returns the total norm.
 pub fn clip_global_norm<M: Module>(

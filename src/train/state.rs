@@ -37,7 +37,6 @@ pub struct Progress {
     /// Parameter ids by path (the optimizer's state is keyed by them).
     pub param_ids: BTreeMap<String, u64>,
     pub tokens: u64,
-    pub elapsed_s: f64,
     pub finished: bool,
 }
 
@@ -186,4 +185,34 @@ pub fn restore_param_ids<M: Module>(module: M, ids: &BTreeMap<String, u64>) -> M
         stack: Vec::new(),
         ids,
     })
+}
+
+/// Parameter ids that depend only on the module's structure (1, 2, ... in visit order), so two
+/// runs with the same seed write the same optimizer state.
+pub fn structural_param_ids<M: Module>(module: M) -> M {
+    let ids = param_ids(&module)
+        .into_keys()
+        .enumerate()
+        .map(|(i, path)| (path, i as u64 + 1))
+        .collect();
+    restore_param_ids(module, &ids)
+}
+
+/// The optimizer's state as bytes in a fixed order (Burn writes it in hash-map order).
+pub fn canonical_optimizer_bytes(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    use burn_pack::{Reader, Writer};
+    let bad = |e: burn_pack::Error| AwdError::Config(format!("optimizer state: {e:?}"));
+    let reader = Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(bad)?;
+    let metadata = reader.metadata().clone();
+    let scalars = reader.scalars().clone();
+    let mut tensors = reader.into_tensors().map_err(bad)?;
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut writer = Writer::new(tensors);
+    for (k, v) in &scalars {
+        writer = writer.with_scalar(k, *v);
+    }
+    for (k, v) in &metadata {
+        writer = writer.with_metadata(k, v);
+    }
+    Ok(writer.into_bytes().map_err(bad)?.to_vec())
 }

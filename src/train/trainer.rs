@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::config::{OptimizerKind, TrainConfig};
 use super::eval::mean_loss;
 use super::metrics::{Metrics, Row};
-use super::optim::{Averager, build, clip_global_norm, grad_norms, scheduled_lr};
+use super::optim::{
+    Averager, build, clip_global_norm, grad_norms, non_finite_gradient, scheduled_lr,
+};
 use super::state::{self, Progress, TrainCheckpoint};
 use crate::checkpoint::native::{self, ModelInfo};
 use crate::data::{Dataset, Rows, WindowLengths};
@@ -86,6 +88,8 @@ pub struct Trainer {
     progress: Progress,
     averager: Option<Averager>,
     metrics: Metrics,
+    /// Seconds the run had trained before this process (from its metrics).
+    elapsed_before: f64,
 }
 
 impl Trainer {
@@ -101,6 +105,7 @@ impl Trainer {
         opts.device.seed(cfg.seed);
         let masks = Masks::seeded(cfg.seed);
         let model = LanguageModel::new(&cfg.model(data.vocab.len()), &masks, &opts.device)?;
+        let model = state::structural_param_ids(model);
         let progress = Progress {
             epoch: 0,
             pos: 0,
@@ -113,7 +118,6 @@ impl Trainer {
             windows_rng: (String::new(), 0),
             param_ids: BTreeMap::new(),
             tokens: 0,
-            elapsed_s: 0.0,
             finished: false,
         };
         Ok(Self {
@@ -124,6 +128,7 @@ impl Trainer {
             masks,
             progress,
             averager: None,
+            elapsed_before: 0.0,
             cfg,
             data,
             opts,
@@ -194,6 +199,7 @@ impl Trainer {
                 .collect(),
         });
         Ok(Self {
+            elapsed_before: super::metrics::last_elapsed(&opts.metrics_path()),
             metrics: Metrics::open(&opts.metrics_path(), true)?,
             optim,
             windows,
@@ -274,12 +280,13 @@ impl Trainer {
             level: self.data.level,
             progress: self.progress.clone(),
             model: named_values(model).into_iter().collect(),
-            optimizer: self
-                .optim
-                .to_record()
-                .into_bytes()
-                .map_err(|e| AwdError::Config(format!("optimizer state: {e:?}")))?
-                .to_vec(),
+            optimizer: state::canonical_optimizer_bytes(
+                self.optim
+                    .to_record()
+                    .into_bytes()
+                    .map_err(|e| AwdError::Config(format!("optimizer state: {e:?}")))?
+                    .to_vec(),
+            )?,
             averages,
             hidden,
             averaged_count: self.averager.as_ref().map_or(0, |a| a.count),
@@ -313,7 +320,7 @@ impl Trainer {
             planned
         };
         let started = Instant::now();
-        let elapsed0 = self.progress.elapsed_s;
+        let elapsed0 = self.elapsed_before;
         let elapsed = |s: &Instant| elapsed0 + s.elapsed().as_secs_f64();
         let mut last_val: Option<f64> = None;
 
@@ -329,7 +336,6 @@ impl Trainer {
             while self.progress.pos < rows.len.saturating_sub(2) && !self.steps_done(total_steps) {
                 if self.opts.stop.load(Ordering::SeqCst) {
                     bar.abandon();
-                    self.progress.elapsed_s = elapsed(&started);
                     self.save()?;
                     return Ok(Outcome::Interrupted {
                         step: self.progress.step,
@@ -406,7 +412,6 @@ impl Trainer {
                     val.exp()
                 );
             }
-            self.progress.elapsed_s = elapsed(&started);
             self.save()?;
         }
 
@@ -419,14 +424,13 @@ impl Trainer {
             None => None,
         };
         self.progress.finished = true;
-        self.progress.elapsed_s = elapsed(&started);
         self.save()?;
         Ok(Outcome::Finished(Summary {
             valid_loss,
             test_loss,
             steps: self.progress.step,
             tokens: self.progress.tokens,
-            elapsed_s: self.progress.elapsed_s,
+            elapsed_s: elapsed(&started),
             entropy_rate: self.data.entropy_rate,
             model_path: self.opts.model_path(),
             metrics_path: self.metrics.path().to_path_buf(),
@@ -457,7 +461,7 @@ impl Trainer {
         let grads = GradientsParams::from_grads(loss.total.backward(), &model);
         let mut grads = grads;
         let norms = grad_norms(&model, &grads);
-        if let Some((name, _, n)) = norms.iter().find(|n| !n.2.is_finite()) {
+        if let Some((name, n)) = non_finite_gradient(&norms) {
             self.model = Some(model);
             return Err(self.non_finite(format!(
                 "the gradient of `{name}` has norm {n} at step {step}"
