@@ -4,13 +4,16 @@
 //! - [`nn`]: PyTorch-layout [`nn::Lstm`] and [`nn::Linear`].
 //! - [`params`]: parameters by name (values, gradients, loading).
 
+pub mod alloc;
 pub mod audit;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod device;
 pub mod dropout;
 pub mod error;
+pub mod kernels;
 pub mod model;
 pub mod nn;
 pub mod params;

@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    awd::alloc::tune();
     awd::cli::main()
 }

@@ -1,6 +1,7 @@
 //! The `awd` command line: a thin layer over the library.
 
 mod audit;
+mod bench;
 mod convert;
 mod demo;
 mod eval;
@@ -39,6 +40,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// The path a parameter's gradient takes (text or Graphviz DOT).
     Explain(audit::ExplainArgs),
+    /// Time training steps, evaluation and generation of the real model (P1, P2 shapes).
+    Bench(bench::BenchArgs),
     /// Convert a fastai AWD-LSTM checkpoint between .pth and .safetensors (format from the extension).
     Convert {
         input: std::path::PathBuf,
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Demo { seed } => demo::run(seed),
         Command::Train(args) => train::run(*args),
         Command::Audit(args) => audit::run_audit(args),
+        Command::Bench(args) => bench::run(args),
         Command::Explain(args) => audit::run_explain(args),
         Command::Eval(args) => eval::run(args),
         Command::Generate(args) => generate::run(args),

@@ -28,6 +28,10 @@ pub struct AwdLstm {
     pub hidden: Option<Vec<LstmState>>,
     #[module(skip)]
     pub config: AwdLstmConfig,
+    /// Run each LSTM layer as one fused operation where the backend has one (the default);
+    /// `false` runs the reference ops (the oracle the fused kernel is tested against).
+    #[module(skip)]
+    pub fused: bool,
 }
 
 impl AwdLstm {
@@ -68,6 +72,7 @@ impl AwdLstm {
             hidden_dps,
             hidden: None,
             config: config.clone(),
+            fused: true,
         })
     }
 
@@ -89,7 +94,7 @@ impl AwdLstm {
         let last = self.rnns.len() - 1;
         let mut new_hidden = Vec::with_capacity(self.rnns.len());
         for (l, (rnn, state)) in self.rnns.iter().zip(hidden).enumerate() {
-            let (o, s) = rnn.dropped()?.forward(out, Some(state));
+            let (o, s) = rnn.dropped()?.forward_window(out, Some(state), self.fused);
             new_hidden.push(s);
             out = if l == last {
                 o
@@ -97,7 +102,7 @@ impl AwdLstm {
                 self.hidden_dps[l].forward(o)?
             };
         }
-        self.hidden = Some(new_hidden.into_iter().map(LstmState::detach).collect());
+        self.hidden = Some(new_hidden);
         Ok(out)
     }
 

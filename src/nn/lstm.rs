@@ -172,6 +172,30 @@ impl Lstm {
     /// `input`: `[B, T, in]` (batch first) or `[T, B, in]`; `state`: zeros when `None`.
     /// Returns the last layer's outputs `[B, T, dirs*H]` (or `[T, B, dirs*H]`) and the final state.
     pub fn forward(&self, input: Tensor<3>, state: Option<LstmState>) -> (Tensor<3>, LstmState) {
+        self.run(input, state, false)
+    }
+
+    /// [`forward`](Self::forward) for a window of a longer text (AWD-LSTM's use): the final state
+    /// comes back detached and the initial state receives no gradient. With `fused`, each layer
+    /// runs as one fused operation where the backend has one ([`crate::kernels::lstm_op`]);
+    /// otherwise, and on other backends, as the reference ops. Both compute the same values and
+    /// gradients.
+    pub fn forward_window(
+        &self,
+        input: Tensor<3>,
+        state: Option<LstmState>,
+        fused: bool,
+    ) -> (Tensor<3>, LstmState) {
+        let (y, s) = self.run(input, state.map(LstmState::detach), fused);
+        (y, s.detach())
+    }
+
+    fn run(
+        &self,
+        input: Tensor<3>,
+        state: Option<LstmState>,
+        fused: bool,
+    ) -> (Tensor<3>, LstmState) {
         let x = if self.batch_first {
             input.swap_dims(0, 1)
         } else {
@@ -192,7 +216,7 @@ impl Lstm {
             for dir in 0..dirs {
                 let i = layer * dirs + dir;
                 let w = &self.params.layers[i];
-                let (out, h, c) = lstm_direction(
+                let args = (
                     layer_input.clone(),
                     w.weight_ih.val(),
                     w.weight_hh.val(),
@@ -200,6 +224,19 @@ impl Lstm {
                     (h0[i].clone(), c0[i].clone()),
                     dir == 1,
                 );
+                let fused_out = if fused {
+                    let (x, wi, wh, b, s, r) = args.clone();
+                    crate::kernels::lstm_op::lstm_sequence(x, wi, wh, b, s, r)
+                } else {
+                    None
+                };
+                let (out, h, c) = match fused_out {
+                    Some(o) => o,
+                    None => {
+                        let (x, wi, wh, b, s, r) = args;
+                        lstm_direction(x, wi, wh, b, s, r)
+                    }
+                };
                 outputs.push(out);
                 hn.push(h);
                 cn.push(c);

@@ -1,0 +1,67 @@
+//! `awd bench p1|p2`: training-step, evaluation and generation speed of the real model.
+
+use crate::bench::{self, P1, P2};
+use crate::device;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Config {
+    P1,
+    P2,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// p1 (V10k E200 H512 L2 B32 T35) or p2 (V10k E400 H1152 L3 B32 T70, AWD-LSTM).
+    #[arg(value_enum)]
+    pub config: Config,
+    /// Timed training steps (after one warm-up).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Also time evaluation and batch-1 generation.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
+    let device = device::select(&args.device)?;
+    let (name, shapes, default_steps) = match args.config {
+        Config::P1 => ("p1", P1, 10),
+        Config::P2 => ("p2", P2, 3),
+    };
+    let steps = args.steps.unwrap_or(default_steps).max(1);
+    println!(
+        "{name}: vocab {} emb {} hidden {} layers {} batch {} bptt {}, fastai dropouts, Adam, {steps} steps on {}",
+        shapes.vocab,
+        shapes.emb,
+        shapes.hidden,
+        shapes.layers,
+        shapes.batch,
+        shapes.bptt,
+        args.device
+    );
+    if args.all {
+        let e = bench::eval(&shapes, steps, &device)?;
+        println!(
+            "eval     {:.1} ms/batch  {:.0} tokens/s",
+            e.ms_per_step, e.tokens_per_s
+        );
+        let g = bench::generate(&shapes, 200, &device)?;
+        println!(
+            "generate {:.2} ms/token  {:.0} tokens/s (batch 1)",
+            g.ms_per_step, g.tokens_per_s
+        );
+    }
+    let t = bench::train(&shapes, steps, &device)?;
+    println!(
+        "train    {:.1} ms/step  {:.0} tokens/s",
+        t.ms_per_step, t.tokens_per_s
+    );
+    println!(
+        "train {name} tokens_per_s={:.0} peak_rss_mb={:.0}",
+        t.tokens_per_s,
+        bench::peak_rss_mb()
+    );
+    Ok(true)
+}

@@ -1,0 +1,90 @@
+//! Single-precision GEMM on host slices, through the `gemm` crate (the one Burn's CPU backend
+//! uses, with its AVX-512 kernels enabled), with both cores.
+
+/// A row-major matrix view, optionally transposed: `rows x cols` as seen by the product.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    /// The storage is the transpose (`cols x rows`, row-major).
+    pub transposed: bool,
+}
+
+impl<'a> Mat<'a> {
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        debug_assert!(data.len() >= rows * cols);
+        Self {
+            data,
+            rows,
+            cols,
+            transposed: false,
+        }
+    }
+    /// The transpose of a row-major `rows x cols` matrix, seen as `cols x rows`.
+    pub fn t(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        debug_assert!(data.len() >= rows * cols);
+        Self {
+            data,
+            rows: cols,
+            cols: rows,
+            transposed: true,
+        }
+    }
+    /// (column stride, row stride) of the view.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (self.rows as isize, 1)
+        } else {
+            (1, self.cols as isize)
+        }
+    }
+}
+
+/// `c = accumulate * c + a · b` with `c` row-major `a.rows x b.cols`.
+pub fn gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "inner dimensions");
+    assert!(c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let (a_cs, a_rs) = a.strides();
+    let (b_cs, b_rs) = b.strides();
+    let parallelism = if m * n * k >= 1 << 18 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the views' strides and sizes stay inside their slices (checked above), and `c`
+    // does not alias `a` or `b` (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! One LSTM direction over a whole sequence, forward and backward, on host slices.
+//!
+//! Layouts (row-major): `x` `[T*B, I]` time-major, `w_ih` `[4H, I]`, `w_hh` `[4H, H]`, `bias`
+//! `[4H]`, states `[B, H]`; gates in PyTorch's order i, f, g, o. The forward keeps the activated
+//! gates and cell states; the backward runs BPTT over the window and forms the weight gradients
+//! as three large products over all timesteps at once instead of one small product per step.
+
+use rayon::prelude::*;
+
+use super::gemm::{Mat, gemm};
+
+/// What the forward keeps for the backward.
+#[derive(Debug, Clone)]
+pub struct LstmSaved {
+    pub t: usize,
+    pub b: usize,
+    pub i: usize,
+    pub h: usize,
+    pub reverse: bool,
+    pub x: Vec<f32>,
+    pub w_ih: Vec<f32>,
+    pub w_hh: Vec<f32>,
+    /// Activated gates `[T*B, 4H]` (σ(i), σ(f), tanh(g), σ(o)).
+    pub gates: Vec<f32>,
+    /// Cell states `[T*B, H]`.
+    pub c: Vec<f32>,
+    /// Outputs `[T*B, H]`.
+    pub y: Vec<f32>,
+    pub h0: Vec<f32>,
+    pub c0: Vec<f32>,
+}
+
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// Rows per parallel chunk of the elementwise work.
+fn rows_per_task(b: usize) -> usize {
+    b.div_ceil(rayon::current_num_threads().max(1)).max(1)
+}
+
+/// The forward pass. Returns the saved state (outputs in `y`, final `(h, c)` computable from it).
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    x: Vec<f32>,
+    w_ih: Vec<f32>,
+    w_hh: Vec<f32>,
+    bias: Option<&[f32]>,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    (t, b, i, h): (usize, usize, usize, usize),
+    reverse: bool,
+) -> LstmSaved {
+    let g4 = 4 * h;
+    let mut gates = vec![0.0f32; t * b * g4];
+    // Input projection for every timestep at once.
+    gemm(
+        &mut gates,
+        Mat::new(&x, t * b, i),
+        Mat::t(&w_ih, g4, i),
+        false,
+    );
+    if let Some(bias) = bias {
+        gates.par_chunks_mut(g4).for_each(|row| {
+            row.iter_mut().zip(bias).for_each(|(g, b)| *g += b);
+        });
+    }
+    let mut c = vec![0.0f32; t * b * h];
+    let mut y = vec![0.0f32; t * b * h];
+    let order: Vec<usize> = if reverse {
+        (0..t).rev().collect()
+    } else {
+        (0..t).collect()
+    };
+    let mut prev: Option<usize> = None;
+    for &s in &order {
+        let (h_prev, c_prev): (&[f32], &[f32]) = match prev {
+            None => (&h0, &c0),
+            Some(p) => (
+                &y[p * b * h..(p + 1) * b * h],
+                &c[p * b * h..(p + 1) * b * h],
+            ),
+        };
+        let (h_prev, c_prev) = (h_prev.to_vec(), c_prev.to_vec());
+        let g = &mut gates[s * b * g4..(s + 1) * b * g4];
+        gemm(g, Mat::new(&h_prev, b, h), Mat::t(&w_hh, g4, h), true);
+        let cs = &mut c[s * b * h..(s + 1) * b * h];
+        let ys = &mut y[s * b * h..(s + 1) * b * h];
+        let rows = rows_per_task(b);
+        g.par_chunks_mut(rows * g4)
+            .zip(cs.par_chunks_mut(rows * h))
+            .zip(ys.par_chunks_mut(rows * h))
+            .zip(c_prev.par_chunks(rows * h))
+            .for_each(|(((g, cs), ys), cp)| {
+                for r in 0..cs.len() / h {
+                    let gr = &mut g[r * g4..(r + 1) * g4];
+                    for j in 0..h {
+                        let ig = sigmoid(gr[j]);
+                        let fg = sigmoid(gr[h + j]);
+                        let gg = gr[2 * h + j].tanh();
+                        let og = sigmoid(gr[3 * h + j]);
+                        gr[j] = ig;
+                        gr[h + j] = fg;
+                        gr[2 * h + j] = gg;
+                        gr[3 * h + j] = og;
+                        let cn = fg * cp[r * h + j] + ig * gg;
+                        cs[r * h + j] = cn;
+                        ys[r * h + j] = og * cn.tanh();
+                    }
+                }
+            });
+        prev = Some(s);
+    }
+    LstmSaved {
+        t,
+        b,
+        i,
+        h,
+        reverse,
+        x,
+        w_ih,
+        w_hh,
+        gates,
+        c,
+        y,
+        h0,
+        c0,
+    }
+}
+
+impl LstmSaved {
+    /// The final `(h, c)`, `[B, H]` each (of the last step processed).
+    pub fn final_state(&self) -> (Vec<f32>, Vec<f32>) {
+        let (b, h) = (self.b, self.h);
+        let last = if self.reverse { 0 } else { self.t - 1 };
+        if self.t == 0 {
+            return (self.h0.clone(), self.c0.clone());
+        }
+        (
+            self.y[last * b * h..(last + 1) * b * h].to_vec(),
+            self.c[last * b * h..(last + 1) * b * h].to_vec(),
+        )
+    }
+}
+
+/// Gradients of one direction: `(dx [T*B, I], dw_ih [4H, I], dw_hh [4H, H], dbias [4H])`, given
+/// `dy` `[T*B, H]` (the final state carries no gradient: AWD-LSTM detaches it).
+pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (t, b, i, h) = (s.t, s.b, s.i, s.h);
+    let g4 = 4 * h;
+    let mut dgates = vec![0.0f32; t * b * g4];
+    let mut dh = vec![0.0f32; b * h];
+    let mut dc = vec![0.0f32; b * h];
+    // h_{t-1} for every step, in time order: the product dW_hh = dG^T · H_prev needs it.
+    let mut h_prev_all = vec![0.0f32; t * b * h];
+    let order: Vec<usize> = if s.reverse {
+        (0..t).rev().collect()
+    } else {
+        (0..t).collect()
+    };
+    for (k, &st) in order.iter().enumerate() {
+        let src = if k == 0 {
+            &s.h0[..]
+        } else {
+            &s.y[order[k - 1] * b * h..(order[k - 1] + 1) * b * h]
+        };
+        h_prev_all[st * b * h..(st + 1) * b * h].copy_from_slice(src);
+    }
+    for (k, &st) in order.iter().enumerate().rev() {
+        let c_prev: &[f32] = if k == 0 {
+            &s.c0
+        } else {
+            &s.c[order[k - 1] * b * h..(order[k - 1] + 1) * b * h]
+        };
+        let gates = &s.gates[st * b * g4..(st + 1) * b * g4];
+        let cs = &s.c[st * b * h..(st + 1) * b * h];
+        let dys = &dy[st * b * h..(st + 1) * b * h];
+        let dg = &mut dgates[st * b * g4..(st + 1) * b * g4];
+        let rows = rows_per_task(b);
+        dg.par_chunks_mut(rows * g4)
+            .zip(dc.par_chunks_mut(rows * h))
+            .enumerate()
+            .for_each(|(chunk, (dg, dc))| {
+                let r0 = chunk * rows;
+                for r in 0..dc.len() / h {
+                    let row = r0 + r;
+                    let gr = &gates[row * g4..(row + 1) * g4];
+                    for j in 0..h {
+                        let idx = row * h + j;
+                        let (ig, fg, gg, og) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
+                        let tc = cs[idx].tanh();
+                        let dht = dys[idx] + dh[idx];
+                        let d_o = dht * tc;
+                        let dct = dc[r * h + j] + dht * og * (1.0 - tc * tc);
+                        let di = dct * gg;
+                        let dgg = dct * ig;
+                        let df = dct * c_prev[idx];
+                        dc[r * h + j] = dct * fg;
+                        let o = &mut dg[r * g4..(r + 1) * g4];
+                        o[j] = di * ig * (1.0 - ig);
+                        o[h + j] = df * fg * (1.0 - fg);
+                        o[2 * h + j] = dgg * (1.0 - gg * gg);
+                        o[3 * h + j] = d_o * og * (1.0 - og);
+                    }
+                }
+            });
+        // dh_{t-1} = dG_t · W_hh
+        gemm(
+            &mut dh,
+            Mat::new(dg, b, g4),
+            Mat::new(&s.w_hh, g4, h),
+            false,
+        );
+    }
+    let mut dw_hh = vec![0.0f32; g4 * h];
+    gemm(
+        &mut dw_hh,
+        Mat::t(&dgates, t * b, g4),
+        Mat::new(&h_prev_all, t * b, h),
+        false,
+    );
+    let mut dw_ih = vec![0.0f32; g4 * i];
+    gemm(
+        &mut dw_ih,
+        Mat::t(&dgates, t * b, g4),
+        Mat::new(&s.x, t * b, i),
+        false,
+    );
+    let mut dx = vec![0.0f32; t * b * i];
+    gemm(
+        &mut dx,
+        Mat::new(&dgates, t * b, g4),
+        Mat::new(&s.w_ih, g4, i),
+        false,
+    );
+    let mut dbias = vec![0.0f32; g4];
+    for row in dgates.chunks(g4) {
+        dbias.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+    }
+    (dx, dw_ih, dw_hh, dbias)
+}

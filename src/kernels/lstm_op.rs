@@ -1,0 +1,146 @@
+//! The fused weight-dropped LSTM sequence as one Burn autodiff operation (CPU backend).
+//!
+//! Burn records one graph node per tensor op; the reference [`crate::nn::lstm`] makes ~15 nodes
+//! per timestep, and the backward of each per-step recurrent matmul forms a `[4H, H]` gradient
+//! and adds it in, step by step. Here the whole window is one node: its forward runs
+//! [`super::lstm::forward`] on the tensors' host data, its backward (a handwritten
+//! [`Backward`]) runs BPTT and forms the weight gradients in three large products. The
+//! recurrent weight it receives is the dropped copy `raw * mask`, an ordinary graph tensor, so the
+//! gradient still reaches the raw weight through the mask.
+//!
+//! It applies on Burn's `flex` backend (plain or `Autodiff<Flex>` without gradient
+//! checkpointing); on any other backend [`lstm_sequence`] returns `None` and the caller runs the
+//! reference implementation.
+
+use std::sync::Arc;
+
+use burn::tensor::{Tensor, TensorData};
+use burn_autodiff::Autodiff;
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_backend::BackendTypes;
+use burn_flex::{Flex, FlexTensor};
+
+use super::lstm::{LstmSaved, backward, forward};
+
+type Ad = Autodiff<Flex>;
+type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
+
+/// The host copy of a flex tensor's values (row-major).
+pub(crate) fn host(t: &FlexTensor) -> Vec<f32> {
+    let t = t.to_contiguous();
+    t.as_slice::<f32>()
+        .expect("a contiguous f32 tensor")
+        .to_vec()
+}
+
+pub(crate) fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+#[derive(Debug)]
+struct LstmBackward;
+
+impl Backward<Flex, 4> for LstmBackward {
+    type State = Arc<LstmSaved>;
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = &ops.state;
+        let dy = host(&grads.consume::<Flex>(&ops.node));
+        let (dx, dw_ih, dw_hh, db) = backward(s, &dy);
+        let [px, pwih, pwhh, pb] = ops.parents;
+        let g4 = 4 * s.h;
+        for (parent, value, shape) in [
+            (px, dx, vec![s.t, s.b, s.i]),
+            (pwih, dw_ih, vec![g4, s.i]),
+            (pwhh, dw_hh, vec![g4, s.h]),
+            (pb, db, vec![g4]),
+        ] {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, flex(value, shape));
+            }
+        }
+    }
+}
+
+/// One direction of one LSTM layer over the window, fused: `x` `[T, B, I]`, `w_ih` `[4H, I]`,
+/// `w_hh` `[4H, H]`, `bias` `[4H]`, state `[B, H]` each. Returns the outputs `[T, B, H]` (in
+/// input order, differentiable with respect to `x` and the weights) and the final `(h, c)`,
+/// which carry no gradient, nor does the initial state receive one: the caller detaches them, as
+/// AWD-LSTM does between windows. `None` when the tensors are not on the flex backend.
+pub fn lstm_sequence(
+    x: Tensor<3>,
+    w_ih: Tensor<2>,
+    w_hh: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    (h0, c0): (Tensor<2>, Tensor<2>),
+    reverse: bool,
+) -> Option<(Tensor<3>, Tensor<2>, Tensor<2>)> {
+    let [t, b, i] = x.dims();
+    let h = w_hh.dims()[1];
+    let dims = (t, b, i, h);
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([4 * h], &x.device()));
+    if x.is_autodiff() {
+        let xa: AdTensor = x.try_into_primitive::<Ad>().ok()?;
+        let wih: AdTensor = w_ih.try_into_primitive::<Ad>().ok()?;
+        let whh: AdTensor = w_hh.try_into_primitive::<Ad>().ok()?;
+        let ba: AdTensor = bias.try_into_primitive::<Ad>().ok()?;
+        let h0 = host(h0.detach().try_into_primitive::<Ad>().ok()?.primitive());
+        let c0 = host(c0.detach().try_into_primitive::<Ad>().ok()?.primitive());
+        let bias_v = host(ba.primitive());
+        let saved = forward(
+            host(xa.primitive()),
+            host(wih.primitive()),
+            host(whh.primitive()),
+            Some(&bias_v),
+            h0,
+            c0,
+            dims,
+            reverse,
+        );
+        let (hn, cn) = saved.final_state();
+        let y = flex(saved.y.clone(), vec![t, b, h]);
+        let out = match LstmBackward
+            .prepare::<NoCheckpointing>([xa.node(), wih.node(), whh.node(), ba.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(Arc::new(saved), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        let constant =
+            |v: Vec<f32>| Tensor::<2>::from_primitive::<Ad>(AdTensor::new(flex(v, vec![b, h])));
+        Some((
+            Tensor::from_primitive::<Ad>(out),
+            constant(hn),
+            constant(cn),
+        ))
+    } else {
+        let xf: FlexTensor = x.try_into_primitive::<Flex>().ok()?;
+        let wih: FlexTensor = w_ih.try_into_primitive::<Flex>().ok()?;
+        let whh: FlexTensor = w_hh.try_into_primitive::<Flex>().ok()?;
+        let bf: FlexTensor = bias.try_into_primitive::<Flex>().ok()?;
+        let h0 = host(&h0.try_into_primitive::<Flex>().ok()?);
+        let c0 = host(&c0.try_into_primitive::<Flex>().ok()?);
+        let bias_v = host(&bf);
+        let saved = forward(
+            host(&xf),
+            host(&wih),
+            host(&whh),
+            Some(&bias_v),
+            h0,
+            c0,
+            dims,
+            reverse,
+        );
+        let (hn, cn) = saved.final_state();
+        let plain = |v: Vec<f32>, shape: Vec<usize>| flex(v, shape);
+        Some((
+            Tensor::from_primitive::<Flex>(plain(saved.y, vec![t, b, h])),
+            Tensor::from_primitive::<Flex>(plain(hn, vec![b, h])),
+            Tensor::from_primitive::<Flex>(plain(cn, vec![b, h])),
+        ))
+    }
+}

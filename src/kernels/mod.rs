@@ -1,0 +1,5 @@
+//! Fused CPU kernels on Burn's extension points, checked against the reference implementations.
+
+pub mod gemm;
+pub mod lstm;
+pub mod lstm_op;
