@@ -73,7 +73,7 @@ fn recorded_masks(v: &BTreeMap<String, HostTensor>, mode: &str) -> Vec<(Vec<usiz
     out
 }
 
-fn check_mode(mode: &str, training: bool) {
+fn check_mode(mode: &str, training: bool, fused: bool) {
     let v = load("vectors.safetensors");
     let lm = load("fastai_lm.safetensors");
     let meta = meta(&lm);
@@ -86,6 +86,7 @@ fn check_mode(mode: &str, training: bool) {
     let dev = device::cpu_autodiff();
     let model = fastai::from_state_dict(&lm, &meta.config, &masks, &dev).expect("loads");
     let mut model: LanguageModel = set_training(model, training);
+    model.parts.encoder.fused = fused;
 
     let mut batches = 0;
     for b in 0.. {
@@ -160,10 +161,16 @@ fn check_mode(mode: &str, training: bool) {
 
 #[test]
 fn train_mode_matches_fastai_with_replayed_masks() {
-    check_mode("train", true);
+    check_mode("train", true, true);
 }
 
 #[test]
 fn eval_mode_matches_fastai() {
-    check_mode("eval", false);
+    check_mode("eval", false, true);
+}
+
+#[test]
+fn reference_lstm_ops_match_fastai_too() {
+    check_mode("train", true, false);
+    check_mode("eval", false, false);
 }
