@@ -106,8 +106,8 @@ pub fn eval(s: &Shapes, steps: usize, device: &Device) -> Result<Timing> {
     let mut run = |model: &mut LanguageModel| -> Result<()> {
         let x = tokens(&mut rng, s, s.batch, s.bptt, &device);
         let y = tokens(&mut rng, s, s.batch, s.bptt, &device);
-        let out = model.forward(x)?;
-        let _ = crate::model::loss::cross_entropy(out.logits, y).into_scalar::<f32>();
+        let (_, loss) = model.loss(x, y, 0.0, 0.0)?;
+        let _ = loss.cross_entropy.into_scalar::<f32>();
         Ok(())
     };
     run(&mut model)?;
@@ -126,7 +126,7 @@ pub fn generate(s: &Shapes, tokens_out: usize, device: &Device) -> Result<Timing
     let start = Instant::now();
     for _ in 0..tokens_out {
         let x: Tensor<2, Int> = Tensor::from_data(TensorData::new(vec![id], [1, 1]), &device);
-        let logits = model.forward(x)?.logits;
+        let logits = model.forward(x)?.logits.expect("forward forms the logits");
         id = logits.argmax(2).into_scalar::<i64>();
     }
     Ok(timing(start, tokens_out, 1))

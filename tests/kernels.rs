@@ -33,7 +33,13 @@ fn close(name: &str, got: &HostTensor, want: &HostTensor) -> Result<(), TestCase
     Ok(())
 }
 
-type Run = (HostTensor, HostTensor, HostTensor, BTreeMap<String, HostTensor>, HostTensor);
+type Run = (
+    HostTensor,
+    HostTensor,
+    HostTensor,
+    BTreeMap<String, HostTensor>,
+    HostTensor,
+);
 
 fn run(
     wd: &WeightDropout<awd::nn::Lstm>,

@@ -131,7 +131,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<bool> {
             TensorData::new(input.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
             &device,
         );
-        let logits = model.forward(x)?.logits.narrow(1, n - 1, 1);
+        let logits = model
+            .forward(x)?
+            .logits
+            .expect("forward forms the logits")
+            .narrow(1, n - 1, 1);
         let last = HostTensor::from_tensor(logits).values;
         let id = sample(&last, &banned, args.temperature, args.top_k, &mut rng);
         let token = vocab.token(id);

@@ -47,20 +47,24 @@ impl LinearDecoder {
         })
     }
 
-    /// `input` `[B, T, E]`, `tied` the embedding `[V, E]` when weights are tied.
-    /// Returns `(logits [B, T, V], dropped input [B, T, E])`.
-    pub fn forward(
-        &self,
-        input: Tensor<3>,
-        tied: Option<Tensor<2>>,
-    ) -> Result<(Tensor<3>, Tensor<3>)> {
-        let dropped = self.output_dp.forward(input)?;
+    /// Output dropout: `[B, T, E]` → `[B, T, E]`.
+    pub fn dropout(&self, input: Tensor<3>) -> Result<Tensor<3>> {
+        self.output_dp.forward(input)
+    }
+
+    /// The weight `[V, E]` (the embedding's when tied) and the bias `[V]`.
+    pub fn weight_and_bias(&self, tied: Option<Tensor<2>>) -> (Tensor<2>, Option<Tensor<1>>) {
         let weight = match (&self.decoder.weight, tied) {
             (Some(w), _) => w.val(),
             (None, Some(w)) => w,
             (None, None) => unreachable!("an untied decoder always has its own weight"),
         };
-        let bias = self.decoder.bias.as_ref().map(|b| b.val());
-        Ok((linear(dropped.clone(), weight, bias), dropped))
+        (weight, self.decoder.bias.as_ref().map(|b| b.val()))
+    }
+
+    /// Logits `[B, T, V]` of the (already dropped) input.
+    pub fn logits(&self, dropped: Tensor<3>, tied: Option<Tensor<2>>) -> Tensor<3> {
+        let (weight, bias) = self.weight_and_bias(tied);
+        linear(dropped, weight, bias)
     }
 }

@@ -9,6 +9,7 @@ use super::encoder::AwdLstm;
 use super::loss::{activation_reg, cross_entropy, temporal_activation_reg};
 use crate::dropout::Masks;
 use crate::error::Result;
+use crate::nn::linear::linear;
 use crate::nn::rename::PathRenamer;
 
 #[derive(Module, Debug)]
@@ -22,6 +23,8 @@ pub struct LmParts {
 #[derive(Debug, Clone)]
 pub struct LanguageModel {
     pub parts: LmParts,
+    /// Compute the loss with the fused decoder + cross-entropy where the backend has it.
+    pub fused: bool,
 }
 
 /// `encoder.*` → `0.*`, `decoder.*` → `1.*`, as fastai's `SequentialRNN` numbers them.
@@ -46,8 +49,8 @@ crate::renamed_module!(LanguageModel, parts, |_: &Self| SequentialNames);
 /// What one forward pass returns.
 #[derive(Debug, Clone)]
 pub struct LmOutput {
-    /// `[B, T, V]`
-    pub logits: Tensor<3>,
+    /// `[B, T, V]`; `None` from [`LanguageModel::loss`] when the fused loss never formed them.
+    pub logits: Option<Tensor<3>>,
     /// The last layer's output `[B, T, E]`, before output dropout (TAR is computed on it).
     pub raw: Tensor<3>,
     /// The same after output dropout (AR is computed on it).
@@ -78,6 +81,7 @@ impl LanguageModel {
         )?;
         Ok(Self {
             parts: LmParts { encoder, decoder },
+            fused: true,
         })
     }
 
@@ -89,27 +93,44 @@ impl LanguageModel {
         &self.parts.encoder
     }
 
+    /// Runs the fused kernels where the backend has them (the default), or the reference ops
+    /// everywhere (`false`): the two compute the same values and gradients.
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused;
+        self.parts.encoder.fused = fused;
+    }
+
     /// Forgets the carried hidden state.
     pub fn reset(&mut self) {
         self.parts.encoder.reset();
     }
 
+    fn tied(&self) -> Option<Tensor<2>> {
+        self.config()
+            .tie_weights
+            .then(|| self.parts.encoder.encoder.weight.val())
+    }
+
+    /// The last layer's output and the same after output dropout.
+    fn activations(&mut self, words: Tensor<2, Int>) -> Result<(Tensor<3>, Tensor<3>)> {
+        let raw = self.parts.encoder.forward(words)?;
+        let dropped = self.parts.decoder.dropout(raw.clone())?;
+        Ok((raw, dropped))
+    }
+
     /// `words` `[B, T]` → logits and the last layer's outputs.
     pub fn forward(&mut self, words: Tensor<2, Int>) -> Result<LmOutput> {
-        let raw = self.parts.encoder.forward(words)?;
-        let tied = self
-            .config()
-            .tie_weights
-            .then(|| self.parts.encoder.encoder.weight.val());
-        let (logits, dropped) = self.parts.decoder.forward(raw.clone(), tied)?;
+        let (raw, dropped) = self.activations(words)?;
+        let logits = self.parts.decoder.logits(dropped.clone(), self.tied());
         Ok(LmOutput {
-            logits,
+            logits: Some(logits),
             raw,
             dropped,
         })
     }
 
     /// Forward pass and the loss `CE + alpha * AR + beta * TAR` against `targets` `[B, T]`.
+    /// With the fused decoder + cross-entropy, the logits are never formed (`logits: None`).
     pub fn loss(
         &mut self,
         words: Tensor<2, Int>,
@@ -117,13 +138,67 @@ impl LanguageModel {
         alpha: f64,
         beta: f64,
     ) -> Result<(LmOutput, LmLoss)> {
-        let out = self.forward(words)?;
-        let ce = cross_entropy(out.logits.clone(), targets);
-        let ar = activation_reg(out.dropped.clone());
-        let tar = temporal_activation_reg(out.raw.clone());
+        self.loss_inner(words, targets, alpha, beta, false)
+    }
+
+    /// [`loss`](Self::loss), with the logits also returned (formed outside the graph when the
+    /// loss is fused, so the gradients are the same).
+    pub fn loss_with_logits(
+        &mut self,
+        words: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<(LmOutput, LmLoss)> {
+        self.loss_inner(words, targets, alpha, beta, true)
+    }
+
+    fn loss_inner(
+        &mut self,
+        words: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        alpha: f64,
+        beta: f64,
+        want_logits: bool,
+    ) -> Result<(LmOutput, LmLoss)> {
+        let (raw, dropped) = self.activations(words)?;
+        let [b, t, e] = dropped.dims();
+        let (weight, bias) = self.parts.decoder.weight_and_bias(self.tied());
+        let fused = if self.fused {
+            crate::kernels::decoder_ce::decoder_cross_entropy(
+                dropped.clone().reshape([b * t, e]),
+                weight.clone(),
+                bias.clone(),
+                targets.clone().reshape([b * t]),
+            )
+        } else {
+            None
+        };
+        let (ce, logits) = match fused {
+            Some(ce) => {
+                let logits = want_logits.then(|| {
+                    linear(
+                        dropped.clone().detach(),
+                        weight.detach(),
+                        bias.map(|b| b.detach()),
+                    )
+                });
+                (ce, logits)
+            }
+            None => {
+                let logits = linear(dropped.clone(), weight, bias);
+                (cross_entropy(logits.clone(), targets), Some(logits))
+            }
+        };
+        let ar = activation_reg(dropped.clone());
+        let tar = temporal_activation_reg(raw.clone());
         let total = ce.clone() + ar.clone().mul_scalar(alpha) + tar.clone().mul_scalar(beta);
         Ok((
-            out,
+            LmOutput {
+                logits,
+                raw,
+                dropped,
+            },
             LmLoss {
                 cross_entropy: ce,
                 ar,

@@ -8,7 +8,6 @@ use burn::tensor::Device;
 use crate::data::Rows;
 use crate::error::Result;
 use crate::model::LanguageModel;
-use crate::model::loss::cross_entropy;
 use crate::params::HostTensor;
 
 /// Mean cross-entropy (nats per token) of `model` on `ids`, read as `batch` rows in windows of
@@ -27,8 +26,8 @@ pub fn mean_loss(
     while i < rows.len - 1 {
         let (x, y) = rows.window(i, bptt, device);
         let seq = x.dims()[1];
-        let out = model.forward(x)?;
-        let loss = cross_entropy(out.logits, y).into_scalar::<f64>();
+        let (_, loss) = model.loss(x, y, 0.0, 0.0)?;
+        let loss = loss.cross_entropy.into_scalar::<f64>();
         total += loss * (seq * batch) as f64;
         count += seq * batch;
         i += seq;
@@ -71,7 +70,8 @@ pub fn mean_loss_with_cache(
         let (x, y) = rows.window(i, bptt, device);
         let [b, seq] = x.dims();
         let out = model.forward(x)?;
-        let probs = HostTensor::from_tensor(softmax(out.logits, 2)).values;
+        let logits = out.logits.expect("forward forms the logits");
+        let probs = HostTensor::from_tensor(softmax(logits, 2)).values;
         let hidden = HostTensor::from_tensor(out.raw).values;
         let targets: Vec<i64> = y
             .into_data()
