@@ -120,3 +120,83 @@ fn fused_lstm_runs_without_autodiff_too() {
     }
     assert_eq!(sa.h.dims(), sb.h.dims());
 }
+
+mod decoder {
+    use awd::device;
+    use awd::kernels::decoder_ce::decoder_cross_entropy;
+    use awd::model::loss::cross_entropy;
+    use awd::nn::linear::linear;
+    use awd::params::HostTensor;
+    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    use proptest::prelude::*;
+
+    fn rel_close(a: &HostTensor, b: &HostTensor) -> bool {
+        let scale = b.values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.values
+            .iter()
+            .zip(&b.values)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * (y.abs() + scale) + 1e-8)
+    }
+
+    fn targets(n: usize, v: usize, seed: u64, dev: &burn::tensor::Device) -> Tensor<1, Int> {
+        let t: Vec<i64> = (0..n)
+            .map(|i| ((i as u64 * 7919 + seed) % v as u64) as i64)
+            .collect();
+        Tensor::from_data(TensorData::new(t, [n]), dev)
+    }
+
+    fn reference(x: Tensor<2>, w: Tensor<2>, b: Option<Tensor<1>>, t: Tensor<1, Int>) -> Tensor<1> {
+        let logits = linear(x.unsqueeze_dim::<3>(0), w, b);
+        cross_entropy(logits, t.unsqueeze_dim::<2>(0))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn fused_decoder_cross_entropy_matches_the_reference(
+            n in 1usize..40, e in 1usize..9, v in 2usize..300, bias: bool, seed in 0u64..1000,
+        ) {
+            let dev = device::cpu_autodiff();
+            dev.seed(seed);
+            let x: Tensor<2> = Tensor::random([n, e], Distribution::Normal(0.0, 2.0), &dev).require_grad();
+            let w: Tensor<2> = Tensor::random([v, e], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+            let b: Option<Tensor<1>> = bias.then(|| Tensor::random([v], Distribution::Normal(0.0, 1.0), &dev).require_grad());
+            let t = targets(n, v, seed, &dev);
+
+            let fused = decoder_cross_entropy(x.clone(), w.clone(), b.clone(), t.clone()).unwrap();
+            let g1 = fused.clone().backward();
+            let want = reference(x.clone(), w.clone(), b.clone(), t.clone());
+            let g2 = want.clone().backward();
+            prop_assert!(rel_close(&HostTensor::from_tensor(fused), &HostTensor::from_tensor(want)));
+            let grad = |t: &Tensor<2>, g| HostTensor::from_tensor(t.grad(g).unwrap());
+            prop_assert!(rel_close(&grad(&x, &g1), &grad(&x, &g2)));
+            prop_assert!(rel_close(&grad(&w, &g1), &grad(&w, &g2)));
+            if let Some(b) = &b {
+                let gb = |g| HostTensor::from_tensor(b.grad(g).unwrap());
+                prop_assert!(rel_close(&gb(&g1), &gb(&g2)));
+            }
+        }
+    }
+
+    #[test]
+    fn without_autodiff_the_loss_is_computed_in_row_chunks_with_the_same_value() {
+        let dev = device::cpu();
+        for n in [1, 255, 256, 257, 700] {
+            let x: Tensor<2> = Tensor::random([n, 5], Distribution::Normal(0.0, 2.0), &dev);
+            let w: Tensor<2> = Tensor::random([37, 5], Distribution::Normal(0.0, 1.0), &dev);
+            let b: Tensor<1> = Tensor::random([37], Distribution::Normal(0.0, 1.0), &dev);
+            let t = targets(n, 37, 3, &dev);
+            let fused =
+                decoder_cross_entropy(x.clone(), w.clone(), Some(b.clone()), t.clone()).unwrap();
+            let want = reference(x, w, Some(b), t);
+            assert!(
+                rel_close(
+                    &HostTensor::from_tensor(fused),
+                    &HostTensor::from_tensor(want)
+                ),
+                "n = {n}"
+            );
+        }
+    }
+}
