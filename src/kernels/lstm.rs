@@ -67,6 +67,9 @@ pub fn forward(
     }
     let mut c = vec![0.0f32; t * b * h];
     let mut y = vec![0.0f32; t * b * h];
+    // The recurrent product, transposed: W_hh · h^T is [4H, B]. With the large matrix on the
+    // left the GEMM runs ~4x faster at B = 32 than h · W_hh^T (see examples/gemm_shapes.rs).
+    let mut rec = vec![0.0f32; g4 * b];
     let order: Vec<usize> = if reverse {
         (0..t).rev().collect()
     } else {
@@ -81,24 +84,27 @@ pub fn forward(
                 &c[p * b * h..(p + 1) * b * h],
             ),
         };
-        let (h_prev, c_prev) = (h_prev.to_vec(), c_prev.to_vec());
+        gemm(&mut rec, Mat::new(&w_hh, g4, h), Mat::t(h_prev, b, h), false);
+        let c_prev = c_prev.to_vec();
         let g = &mut gates[s * b * g4..(s + 1) * b * g4];
-        gemm(g, Mat::new(&h_prev, b, h), Mat::t(&w_hh, g4, h), true);
         let cs = &mut c[s * b * h..(s + 1) * b * h];
         let ys = &mut y[s * b * h..(s + 1) * b * h];
         let rows = rows_per_task(b);
+        let rec = &rec;
         g.par_chunks_mut(rows * g4)
             .zip(cs.par_chunks_mut(rows * h))
             .zip(ys.par_chunks_mut(rows * h))
             .zip(c_prev.par_chunks(rows * h))
-            .for_each(|(((g, cs), ys), cp)| {
+            .enumerate()
+            .for_each(|(chunk, (((g, cs), ys), cp))| {
                 for r in 0..cs.len() / h {
+                    let row = chunk * rows + r;
                     let gr = &mut g[r * g4..(r + 1) * g4];
                     for j in 0..h {
-                        let ig = sigmoid(gr[j]);
-                        let fg = sigmoid(gr[h + j]);
-                        let gg = gr[2 * h + j].tanh();
-                        let og = sigmoid(gr[3 * h + j]);
+                        let ig = sigmoid(gr[j] + rec[j * b + row]);
+                        let fg = sigmoid(gr[h + j] + rec[(h + j) * b + row]);
+                        let gg = (gr[2 * h + j] + rec[(2 * h + j) * b + row]).tanh();
+                        let og = sigmoid(gr[3 * h + j] + rec[(3 * h + j) * b + row]);
                         gr[j] = ig;
                         gr[h + j] = fg;
                         gr[2 * h + j] = gg;

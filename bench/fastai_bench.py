@@ -1,0 +1,75 @@
+"""PyTorch + fastai side of `awd bench`: the same shapes, timed the same way.
+
+usage: fastai_bench.py p1|p2 [STEPS]
+Prints train (forward, cross-entropy + AR + TAR, backward, Adam), eval (no grad) and batch-1
+generation figures, then `train <config> tokens_per_s=<n> peak_rss_mb=<n>`.
+Set-up: python3 -m venv /tmp/ref && /tmp/ref/bin/pip install torch fastai
+Not part of awd's build or tests.
+"""
+import resource, sys, time, warnings
+
+import torch
+import torch.nn.functional as F
+
+warnings.simplefilter("ignore")
+from fastai.text.models.awdlstm import AWD_LSTM
+from fastai.text.models.core import LinearDecoder, SequentialRNN
+
+SHAPES = {"p1": (10000, 200, 512, 2, 32, 35, 10), "p2": (10000, 400, 1152, 3, 32, 70, 3)}
+name = sys.argv[1]
+V, E, H, L, B, T, steps = SHAPES[name]
+if len(sys.argv) > 2:
+    steps = int(sys.argv[2])
+torch.manual_seed(0)
+enc = AWD_LSTM(V, E, H, L, hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2)
+dec = LinearDecoder(V, E, 0.1, tie_encoder=enc.encoder, bias=True)
+model = SequentialRNN(enc, dec)
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def batch(b, t):
+    return torch.randint(0, V, (b, t)), torch.randint(0, V, (b, t))
+
+
+def train_step():
+    x, y = batch(B, T)
+    opt.zero_grad()
+    logits, raw, out = model(x)
+    loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    loss = loss + 2.0 * out.pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+    loss.backward()
+    opt.step()
+
+
+def timed(fn, n):
+    fn()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n
+
+
+model.eval()
+with torch.no_grad():
+    def eval_step():
+        x, y = batch(B, T)
+        F.cross_entropy(model(x)[0].reshape(-1, V), y.reshape(-1)).item()
+
+    e = timed(eval_step, steps)
+    print(f"eval     {e * 1e3:.1f} ms/batch  {B * T / e:.0f} tokens/s")
+    model.reset()
+    tok = torch.zeros(1, 1, dtype=torch.long)
+
+    def gen_step():
+        global tok
+        tok = model(tok)[0][:, -1].argmax(-1, keepdim=True)
+
+    g = timed(gen_step, 200)
+    print(f"generate {g * 1e3:.2f} ms/token  {1 / g:.0f} tokens/s (batch 1)")
+model.train()
+model.reset()
+s = timed(train_step, steps)
+print(f"train    {s * 1e3:.1f} ms/step  {B * T / s:.0f} tokens/s")
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"torch {torch.__version__} threads={torch.get_num_threads()}")
+print(f"train {name} tokens_per_s={B * T / s:.0f} peak_rss_mb={rss:.0f}")
