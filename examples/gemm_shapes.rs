@@ -12,37 +12,89 @@ fn time(label: &str, m: usize, n: usize, k: usize, f: &mut dyn FnMut()) {
         f();
     }
     let s = t.elapsed().as_secs_f64() / reps as f64;
-    println!("{label:48} {:8.1} us  {:6.1} GFLOP/s", s * 1e6, 2.0 * (m * n * k) as f64 / s / 1e9);
+    println!(
+        "{label:48} {:8.1} us  {:6.1} GFLOP/s",
+        s * 1e6,
+        2.0 * (m * n * k) as f64 / s / 1e9
+    );
+}
+
+fn decoder(n: usize, e: usize, v: usize) {
+    let x = vec![0.1f32; n * e];
+    let w = vec![0.2f32; v * e];
+    let mut logits = vec![0.0f32; n * v];
+    time(&format!("x[{n},{e}] . W^T[{e},{v}]"), n, v, e, &mut || {
+        gemm(&mut logits, Mat::new(&x, n, e), Mat::t(&w, v, e), false)
+    });
+    let mut logits_t = vec![0.0f32; v * n];
+    time(
+        &format!("W[{v},{e}] . x^T[{e},{n}] (transposed logits)"),
+        v,
+        n,
+        e,
+        &mut || gemm(&mut logits_t, Mat::new(&w, v, e), Mat::t(&x, n, e), false),
+    );
+    let d = vec![0.01f32; n * v];
+    let mut dw = vec![0.0f32; v * e];
+    time(&format!("d^T[{v},{n}] . x[{n},{e}]"), v, e, n, &mut || {
+        gemm(&mut dw, Mat::t(&d, n, v), Mat::new(&x, n, e), false)
+    });
+    let mut dx = vec![0.0f32; n * e];
+    time(&format!("d[{n},{v}] . W[{v},{e}]"), n, e, v, &mut || {
+        gemm(&mut dx, Mat::new(&d, n, v), Mat::new(&w, v, e), false)
+    });
 }
 
 fn main() {
+    decoder(1120, 200, 10000);
+    decoder(2240, 400, 10000);
     for (b, h) in [(32usize, 512usize), (32, 1152)] {
         let g4 = 4 * h;
         let hprev = vec![0.5f32; b * h];
         let w = vec![0.25f32; g4 * h];
         let mut out = vec![0.0f32; b * g4];
-        time(&format!("h[{b},{h}] . W^T[{h},{g4}]"), b, g4, h, &mut || {
-            gemm(&mut out, Mat::new(&hprev, b, h), Mat::t(&w, g4, h), true)
-        });
+        time(
+            &format!("h[{b},{h}] . W^T[{h},{g4}]"),
+            b,
+            g4,
+            h,
+            &mut || gemm(&mut out, Mat::new(&hprev, b, h), Mat::t(&w, g4, h), true),
+        );
         let mut out_t = vec![0.0f32; g4 * b];
-        time(&format!("W[{g4},{h}] . h^T[{h},{b}] (transposed gates)"), g4, b, h, &mut || {
-            gemm(&mut out_t, Mat::new(&w, g4, h), Mat::t(&hprev, b, h), true)
-        });
+        time(
+            &format!("W[{g4},{h}] . h^T[{h},{b}] (transposed gates)"),
+            g4,
+            b,
+            h,
+            &mut || gemm(&mut out_t, Mat::new(&w, g4, h), Mat::t(&hprev, b, h), true),
+        );
         let dg = vec![0.1f32; b * g4];
         let mut dh = vec![0.0f32; b * h];
-        time(&format!("dG[{b},{g4}] . W[{g4},{h}]"), b, h, g4, &mut || {
-            gemm(&mut dh, Mat::new(&dg, b, g4), Mat::new(&w, g4, h), false)
-        });
+        time(
+            &format!("dG[{b},{g4}] . W[{g4},{h}]"),
+            b,
+            h,
+            g4,
+            &mut || gemm(&mut dh, Mat::new(&dg, b, g4), Mat::new(&w, g4, h), false),
+        );
         let mut dh_t = vec![0.0f32; h * b];
-        time(&format!("W^T[{h},{g4}] . dG^T[{g4},{b}] (transposed dh)"), h, b, g4, &mut || {
-            gemm(&mut dh_t, Mat::t(&w, g4, h), Mat::t(&dg, b, g4), false)
-        });
+        time(
+            &format!("W^T[{h},{g4}] . dG^T[{g4},{b}] (transposed dh)"),
+            h,
+            b,
+            g4,
+            &mut || gemm(&mut dh_t, Mat::t(&w, g4, h), Mat::t(&dg, b, g4), false),
+        );
         let tb = 35 * b;
         let big = vec![0.1f32; tb * g4];
         let x = vec![0.2f32; tb * h];
         let mut dw = vec![0.0f32; g4 * h];
-        time(&format!("dG^T[{g4},{tb}] . X[{tb},{h}]"), g4, h, tb, &mut || {
-            gemm(&mut dw, Mat::t(&big, tb, g4), Mat::new(&x, tb, h), false)
-        });
+        time(
+            &format!("dG^T[{g4},{tb}] . X[{tb},{h}]"),
+            g4,
+            h,
+            tb,
+            &mut || gemm(&mut dw, Mat::t(&big, tb, g4), Mat::new(&x, tb, h), false),
+        );
     }
 }

@@ -84,7 +84,12 @@ pub fn forward(
                 &c[p * b * h..(p + 1) * b * h],
             ),
         };
-        gemm(&mut rec, Mat::new(&w_hh, g4, h), Mat::t(h_prev, b, h), false);
+        gemm(
+            &mut rec,
+            Mat::new(&w_hh, g4, h),
+            Mat::t(h_prev, b, h),
+            false,
+        );
         let c_prev = c_prev.to_vec();
         let g = &mut gates[s * b * g4..(s + 1) * b * g4];
         let cs = &mut c[s * b * h..(s + 1) * b * h];
