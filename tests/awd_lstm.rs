@@ -174,3 +174,81 @@ fn reference_lstm_ops_match_fastai_too() {
     check_mode("train", true, false);
     check_mode("eval", false, false);
 }
+
+#[test]
+fn the_carried_state_follows_the_batch_size_as_fastai_change_hidden_does() {
+    let dev = device::cpu();
+    let config = AwdLstmConfig {
+        vocab_size: 10,
+        emb_size: 4,
+        hidden_size: 6,
+        n_layers: 2,
+        ..AwdLstmConfig::default()
+    };
+    let mut m = LanguageModel::new(&config, &Masks::seeded(0), &dev).unwrap();
+    let words = |b: usize| -> Tensor<2, Int> {
+        Tensor::from_data(
+            TensorData::new(
+                (0..b as i64 * 3).map(|i| i % 10).collect::<Vec<_>>(),
+                [b, 3],
+            ),
+            &dev,
+        )
+    };
+    m.forward(words(4)).unwrap();
+    let kept: Vec<HostTensor> = m
+        .encoder()
+        .state()
+        .unwrap()
+        .iter()
+        .map(|s| HostTensor::from_tensor(s.h.clone()))
+        .collect();
+    // A smaller batch starts from the first rows of the carried state.
+    let mut smaller = m.clone();
+    smaller.forward(words(2)).unwrap();
+    let mut fresh = m.clone();
+    let cut = kept
+        .iter()
+        .map(|h| {
+            let per_row = h.shape[2];
+            HostTensor::new(vec![1, 2, per_row], h.values[..2 * per_row].to_vec())
+        })
+        .collect::<Vec<_>>();
+    let cs: Vec<HostTensor> = m
+        .encoder()
+        .state()
+        .unwrap()
+        .iter()
+        .map(|s| HostTensor::from_tensor(s.c.clone()))
+        .collect();
+    fresh.parts.encoder.hidden = Some(
+        cut.iter()
+            .zip(&cs)
+            .map(|(h, c)| awd::nn::LstmState {
+                h: h.to_tensor(&dev).unwrap(),
+                c: HostTensor::new(h.shape.clone(), c.values[..h.values.len()].to_vec())
+                    .to_tensor(&dev)
+                    .unwrap(),
+            })
+            .collect(),
+    );
+    fresh.forward(words(2)).unwrap();
+    for (a, b) in smaller
+        .encoder()
+        .state()
+        .unwrap()
+        .iter()
+        .zip(fresh.encoder().state().unwrap())
+    {
+        assert_eq!(
+            HostTensor::from_tensor(a.h.clone()),
+            HostTensor::from_tensor(b.h.clone())
+        );
+    }
+    // A larger batch keeps the old rows and starts the new ones from zeros.
+    let mut larger = m.clone();
+    larger.forward(words(6)).unwrap();
+    assert_eq!(larger.encoder().state().unwrap()[0].h.dims(), [1, 6, 6]);
+    m.reset();
+    assert!(m.encoder().state().is_none());
+}

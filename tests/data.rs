@@ -116,3 +116,17 @@ fn the_builtin_grammar_corpus_is_reproducible() {
     let h = a.entropy_rate.unwrap();
     assert!(h > 0.5 && h < 3.0, "{h}");
 }
+
+#[test]
+fn one_cycle_warms_up_to_the_peak_then_anneals() {
+    use awd::train::Schedule;
+    use awd::train::optim::scheduled_lr;
+    let lr = 1e-2;
+    let at = |step| scheduled_lr(Schedule::OneCycle, lr, step, 1000);
+    assert!((at(0) - lr / 25.0).abs() < 1e-12);
+    assert!((at(250) - lr).abs() < 1e-12);
+    assert!(at(100) > at(0) && at(100) < lr);
+    assert!(at(600) < lr && at(600) > at(900));
+    assert!((at(1000) - lr / 25e4).abs() < 1e-12);
+    assert_eq!(scheduled_lr(Schedule::Constant, lr, 500, 1000), lr);
+}
