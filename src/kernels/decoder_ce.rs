@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use super::gemm::{Mat, gemm};
 use super::lstm_op::{flex, host};
+use super::math;
 
 type Ad = Autodiff<Flex>;
 type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
@@ -53,17 +54,10 @@ fn logits_softmax_nll(
     out.par_chunks_mut(v)
         .zip(targets.par_iter())
         .map(|(row, &t)| {
-            let mut max = f32::NEG_INFINITY;
-            for (l, b) in row.iter_mut().zip(bias) {
-                *l += b;
-                max = max.max(*l);
-            }
+            row.iter_mut().zip(bias).for_each(|(l, b)| *l += b);
+            let max = math::max(row);
             let target_logit = row[t];
-            let mut sum = 0.0f32;
-            for l in row.iter_mut() {
-                *l = (*l - max).exp();
-                sum += *l;
-            }
+            let sum = math::exp_shifted_sum(row, max);
             let inv = 1.0 / sum;
             row.iter_mut().for_each(|p| *p *= inv);
             (max + sum.ln() - target_logit) as f64

@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{Mat, gemm};
+use super::math;
 
 /// What the forward keeps for the backward.
 #[derive(Debug, Clone)]
@@ -28,10 +29,6 @@ pub struct LstmSaved {
     pub y: Vec<f32>,
     pub h0: Vec<f32>,
     pub c0: Vec<f32>,
-}
-
-fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
 }
 
 /// Rows per parallel chunk of the elementwise work.
@@ -105,18 +102,25 @@ pub fn forward(
                 for r in 0..cs.len() / h {
                     let row = chunk * rows + r;
                     let gr = &mut g[r * g4..(r + 1) * g4];
+                    for (k, v) in gr.iter_mut().enumerate() {
+                        *v += rec[k * b + row];
+                    }
+                    math::sigmoid(&mut gr[..2 * h]);
+                    math::tanh(&mut gr[2 * h..3 * h]);
+                    math::sigmoid(&mut gr[3 * h..]);
+                    let (ifg, go) = gr.split_at(2 * h);
+                    let (ig, fg) = ifg.split_at(h);
+                    let (gg, og) = go.split_at(h);
+                    let cr = &mut cs[r * h..(r + 1) * h];
+                    let cpr = &cp[r * h..(r + 1) * h];
                     for j in 0..h {
-                        let ig = sigmoid(gr[j] + rec[j * b + row]);
-                        let fg = sigmoid(gr[h + j] + rec[(h + j) * b + row]);
-                        let gg = (gr[2 * h + j] + rec[(2 * h + j) * b + row]).tanh();
-                        let og = sigmoid(gr[3 * h + j] + rec[(3 * h + j) * b + row]);
-                        gr[j] = ig;
-                        gr[h + j] = fg;
-                        gr[2 * h + j] = gg;
-                        gr[3 * h + j] = og;
-                        let cn = fg * cp[r * h + j] + ig * gg;
-                        cs[r * h + j] = cn;
-                        ys[r * h + j] = og * cn.tanh();
+                        cr[j] = fg[j] * cpr[j] + ig[j] * gg[j];
+                    }
+                    let yr = &mut ys[r * h..(r + 1) * h];
+                    yr.copy_from_slice(cr);
+                    math::tanh(yr);
+                    for j in 0..h {
+                        yr[j] *= og[j];
                     }
                 }
             });
@@ -193,13 +197,16 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
             .enumerate()
             .for_each(|(chunk, (dg, dc))| {
                 let r0 = chunk * rows;
+                let mut tc = vec![0.0f32; h];
                 for r in 0..dc.len() / h {
                     let row = r0 + r;
                     let gr = &gates[row * g4..(row + 1) * g4];
+                    tc.copy_from_slice(&cs[row * h..(row + 1) * h]);
+                    math::tanh(&mut tc);
                     for j in 0..h {
                         let idx = row * h + j;
                         let (ig, fg, gg, og) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
-                        let tc = cs[idx].tanh();
+                        let tc = tc[j];
                         let dht = dys[idx] + dh[idx];
                         let d_o = dht * tc;
                         let dct = dc[r * h + j] + dht * og * (1.0 - tc * tc);

@@ -4,3 +4,4 @@ pub mod decoder_ce;
 pub mod gemm;
 pub mod lstm;
 pub mod lstm_op;
+pub mod math;
