@@ -85,6 +85,15 @@ fn main() {
             g4,
             &mut || gemm(&mut dh_t, Mat::t(&w, g4, h), Mat::t(&dg, b, g4), false),
         );
+        let wt = vec![0.25f32; h * g4];
+        let mut dh_t2 = vec![0.0f32; h * b];
+        time(
+            &format!("Wt[{h},{g4}] (row-major copy) . dG^T[{g4},{b}]"),
+            h,
+            b,
+            g4,
+            &mut || gemm(&mut dh_t2, Mat::new(&wt, h, g4), Mat::t(&dg, b, g4), false),
+        );
         let tb = 35 * b;
         let big = vec![0.1f32; tb * g4];
         let x = vec![0.2f32; tb * h];

@@ -166,6 +166,19 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
     let mut dgates = vec![0.0f32; t * b * g4];
     let mut dh = vec![0.0f32; b * h];
     let mut dc = vec![0.0f32; b * h];
+    // When W_hh does not fit in cache, dh^T = W_hh^T · dG^T with a row-major copy of W_hh^T
+    // streams the weight contiguously and runs ~20% faster (examples/gemm_shapes.rs, H = 1152);
+    // for cache-sized weights dG · W_hh is faster.
+    let w_hh_t: Option<Vec<f32>> = (g4 * h * 4 > 8 << 20).then(|| {
+        let mut wt = vec![0.0f32; h * g4];
+        for (k, row) in s.w_hh.chunks(h).enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                wt[j * g4 + k] = *v;
+            }
+        }
+        wt
+    });
+    let mut dh_t = vec![0.0f32; if w_hh_t.is_some() { h * b } else { 0 }];
     // h_{t-1} for every step, in time order: the product dW_hh = dG^T · H_prev needs it.
     let mut h_prev_all = vec![0.0f32; t * b * h];
     let order: Vec<usize> = if s.reverse {
@@ -223,12 +236,22 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
                 }
             });
         // dh_{t-1} = dG_t · W_hh
-        gemm(
-            &mut dh,
-            Mat::new(dg, b, g4),
-            Mat::new(&s.w_hh, g4, h),
-            false,
-        );
+        match &w_hh_t {
+            Some(wt) => {
+                gemm(&mut dh_t, Mat::new(wt, h, g4), Mat::t(dg, b, g4), false);
+                for (r, row) in dh.chunks_mut(h).enumerate() {
+                    row.iter_mut()
+                        .enumerate()
+                        .for_each(|(j, v)| *v = dh_t[j * b + r]);
+                }
+            }
+            None => gemm(
+                &mut dh,
+                Mat::new(dg, b, g4),
+                Mat::new(&s.w_hh, g4, h),
+                false,
+            ),
+        }
     }
     let mut dw_hh = vec![0.0f32; g4 * h];
     gemm(
