@@ -28,7 +28,7 @@ type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
 /// Rows of logits computed at once when only the loss is needed.
 const CHUNK_ROWS: usize = 256;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Saved {
     n: usize,
     e: usize,
@@ -72,9 +72,11 @@ impl Backward<Flex, 3> for DecoderCeBackward {
     type State = Arc<Saved>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let s = &ops.state;
-        let g = host(&grads.consume::<Flex>(&ops.node))[0] / s.n as f32;
-        let mut d = s.probs.clone();
+        let g = host(&grads.consume::<Flex>(&ops.node))[0] / ops.state.n as f32;
+        // The graph is done with the forward's state: take its softmax buffer over instead of
+        // copying it (a copy only if something else still holds it).
+        let mut s = Arc::try_unwrap(ops.state).unwrap_or_else(|shared| (*shared).clone());
+        let mut d = std::mem::take(&mut s.probs);
         d.par_chunks_mut(s.v)
             .zip(s.targets.par_iter())
             .for_each(|(row, &t)| {
