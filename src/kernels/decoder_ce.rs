@@ -105,10 +105,7 @@ impl Backward<Flex, 3> for DecoderCeBackward {
             grads.register::<Flex>(node.id, flex(dw, vec![s.v, s.e]));
         }
         if let Some(node) = pb {
-            let mut db = vec![0.0f32; s.v];
-            for row in d.chunks(s.v) {
-                db.iter_mut().zip(row).for_each(|(a, b)| *a += b);
-            }
+            let db = math::column_sums(&d, s.v);
             grads.register::<Flex>(node.id, flex(db, vec![s.v]));
         }
     }

@@ -274,9 +274,6 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
         Mat::new(&s.w_ih, g4, i),
         false,
     );
-    let mut dbias = vec![0.0f32; g4];
-    for row in dgates.chunks(g4) {
-        dbias.iter_mut().zip(row).for_each(|(d, g)| *d += g);
-    }
+    let dbias = math::column_sums(&dgates, g4);
     (dx, dw_ih, dw_hh, dbias)
 }

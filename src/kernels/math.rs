@@ -56,3 +56,26 @@ pub fn max(xs: &[f32]) -> f32 {
     let m = acc.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max);
     chunks.remainder().iter().copied().fold(m, f32::max)
 }
+
+/// Column sums of a row-major matrix with rows of `cols` values, rows split across threads.
+/// The blocks' partial sums are added in block order, so the result does not depend on
+/// scheduling.
+pub fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let rows = m.len() / cols.max(1);
+    let per_task = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    m.par_chunks(per_task * cols)
+        .map(|block| {
+            let mut acc = vec![0.0f32; cols];
+            for row in block.chunks(cols) {
+                acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            acc
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![0.0f32; cols], |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+            a
+        })
+}
