@@ -19,6 +19,7 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::gemm::{Mat, gemm};
+use super::lstm::Buf;
 use super::lstm_op::{flex, host};
 use super::math;
 
@@ -33,8 +34,8 @@ struct Saved {
     n: usize,
     e: usize,
     v: usize,
-    x: Vec<f32>,
-    w: Vec<f32>,
+    x: Buf,
+    w: Buf,
     /// Softmax of the logits `[N, V]`.
     probs: Vec<f32>,
     targets: Vec<usize>,
@@ -136,9 +137,9 @@ pub fn decoder_cross_entropy(
         let wa: AdTensor = weight.try_into_primitive::<Ad>().ok()?;
         let ba: AdTensor = bias.try_into_primitive::<Ad>().ok()?;
         let (xv, wv, bv) = (
-            host(xa.primitive()),
-            host(wa.primitive()),
-            host(ba.primitive()),
+            Buf::from_flex(xa.primitive()),
+            Buf::from_flex(wa.primitive()),
+            Buf::from_flex(ba.primitive()),
         );
         let mut probs = vec![0.0f32; n * v];
         let nll = logits_softmax_nll(&mut probs, &xv, &wv, &bv, &targets, (n, e, v));
@@ -165,7 +166,11 @@ pub fn decoder_cross_entropy(
         let xf: FlexTensor = x.try_into_primitive::<Flex>().ok()?;
         let wf: FlexTensor = weight.try_into_primitive::<Flex>().ok()?;
         let bf: FlexTensor = bias.try_into_primitive::<Flex>().ok()?;
-        let (xv, wv, bv) = (host(&xf), host(&wf), host(&bf));
+        let (xv, wv, bv) = (
+            Buf::from_flex(&xf),
+            Buf::from_flex(&wf),
+            Buf::from_flex(&bf),
+        );
         let mut buf = vec![0.0f32; CHUNK_ROWS.min(n) * v];
         let mut nll = 0.0f64;
         for start in (0..n).step_by(CHUNK_ROWS) {

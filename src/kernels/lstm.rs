@@ -7,8 +7,40 @@
 
 use rayon::prelude::*;
 
+use burn_flex::FlexTensor;
+
 use super::gemm::{Mat, gemm};
 use super::math;
+
+/// A read-only f32 buffer: owned values, or a contiguous Burn CPU tensor borrowed without a
+/// copy (the inputs and weights the backward needs are kept this way).
+#[derive(Debug, Clone)]
+pub enum Buf {
+    Owned(Vec<f32>),
+    Flex(FlexTensor),
+}
+
+impl Buf {
+    /// A tensor's values, copied only if its layout is not contiguous.
+    pub fn from_flex(t: &FlexTensor) -> Self {
+        let t = t.to_contiguous();
+        if t.as_slice::<f32>().is_some() {
+            Buf::Flex(t)
+        } else {
+            Buf::Owned(t.to_contiguous().storage::<f32>().to_vec())
+        }
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Buf::Owned(v) => v,
+            Buf::Flex(t) => t.as_slice::<f32>().expect("made contiguous in from_flex"),
+        }
+    }
+}
 
 /// What the forward keeps for the backward.
 #[derive(Debug, Clone)]
@@ -18,9 +50,9 @@ pub struct LstmSaved {
     pub i: usize,
     pub h: usize,
     pub reverse: bool,
-    pub x: Vec<f32>,
-    pub w_ih: Vec<f32>,
-    pub w_hh: Vec<f32>,
+    pub x: Buf,
+    pub w_ih: Buf,
+    pub w_hh: Buf,
     /// Activated gates `[T*B, 4H]` (σ(i), σ(f), tanh(g), σ(o)).
     pub gates: Vec<f32>,
     /// Cell states `[T*B, H]`.
@@ -39,9 +71,9 @@ fn rows_per_task(b: usize) -> usize {
 /// The forward pass. Returns the saved state (outputs in `y`, final `(h, c)` computable from it).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
-    x: Vec<f32>,
-    w_ih: Vec<f32>,
-    w_hh: Vec<f32>,
+    x: Buf,
+    w_ih: Buf,
+    w_hh: Buf,
     bias: Option<&[f32]>,
     h0: Vec<f32>,
     c0: Vec<f32>,

@@ -23,7 +23,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_backend::BackendTypes;
 use burn_flex::{Flex, FlexTensor};
 
-use super::lstm::{LstmSaved, backward, forward};
+use super::lstm::{Buf, LstmSaved, backward, forward};
 
 type Ad = Autodiff<Flex>;
 type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
@@ -91,9 +91,9 @@ pub fn lstm_sequence(
         let c0 = host(c0.detach().try_into_primitive::<Ad>().ok()?.primitive());
         let bias_v = host(ba.primitive());
         let saved = forward(
-            host(xa.primitive()),
-            host(wih.primitive()),
-            host(whh.primitive()),
+            Buf::from_flex(xa.primitive()),
+            Buf::from_flex(wih.primitive()),
+            Buf::from_flex(whh.primitive()),
             Some(&bias_v),
             h0,
             c0,
@@ -126,9 +126,9 @@ pub fn lstm_sequence(
         let c0 = host(&c0.try_into_primitive::<Flex>().ok()?);
         let bias_v = host(&bf);
         let saved = forward(
-            host(&xf),
-            host(&wih),
-            host(&whh),
+            Buf::from_flex(&xf),
+            Buf::from_flex(&wih),
+            Buf::from_flex(&whh),
             Some(&bias_v),
             h0,
             c0,
