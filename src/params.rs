@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Gradients, Tensor, TensorData};
 
-use crate::dropout::weight::PathCollector;
 use crate::error::{AwdError, Result};
 
 /// A float tensor on the host: what checkpoints and parity checks exchange.
@@ -60,49 +59,99 @@ impl HostTensor {
     }
 }
 
-/// The paths of the float parameters of `module`, in visit order.
-pub fn param_paths<M: Module>(module: &M) -> Vec<String> {
-    let mut c = PathCollector {
-        stack: Vec::new(),
-        paths: Vec::new(),
-    };
-    module.visit(&mut c);
-    c.paths
+/// Visits every float parameter with its path (`0.rnns.0.weight_hh_l0_raw`).
+pub trait ParamVisitor {
+    fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>);
 }
 
-struct Collect<'g, F> {
+/// Maps every float parameter, knowing its path.
+pub trait ParamMapper {
+    fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>>;
+}
+
+/// Burn's traversal, with the path of each parameter kept for it.
+struct WithPaths<'a, V> {
+    inner: &'a mut V,
     stack: Vec<String>,
-    grads: Option<&'g Gradients>,
-    out: Vec<(String, Option<HostTensor>)>,
-    _f: F,
 }
 
-impl<F> ModuleVisitor for Collect<'_, F> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
+impl<V: ParamVisitor> ModuleVisitor for WithPaths<'_, V> {
+    fn enter_module(&mut self, name: &str, _: &str) {
         self.stack.push(name.to_string());
     }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+    fn exit_module(&mut self, _: &str, _: &str) {
         self.stack.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.inner.visit(&self.stack.join("."), param);
+    }
+}
+
+impl<V: ParamMapper> ModuleMapper for WithPaths<'_, V> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.stack.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.stack.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        self.inner.map(&self.stack.join("."), param)
+    }
+}
+
+/// Calls `visitor` with every float parameter of `module` and its path, in visit order.
+pub fn visit_params<M: Module, V: ParamVisitor>(module: &M, visitor: &mut V) {
+    module.visit(&mut WithPaths {
+        inner: visitor,
+        stack: Vec::new(),
+    });
+}
+
+/// `module` with every float parameter passed through `mapper`.
+pub fn map_params<M: Module, V: ParamMapper>(module: M, mapper: &mut V) -> M {
+    module.map(&mut WithPaths {
+        inner: mapper,
+        stack: Vec::new(),
+    })
+}
+
+/// The paths of the float parameters of `module`, in visit order.
+pub fn param_paths<M: Module>(module: &M) -> Vec<String> {
+    struct Paths(Vec<String>);
+    impl ParamVisitor for Paths {
+        fn visit<const D: usize>(&mut self, path: &str, _: &Param<Tensor<D>>) {
+            self.0.push(path.to_string());
+        }
+    }
+    let mut p = Paths(Vec::new());
+    visit_params(module, &mut p);
+    p.0
+}
+
+/// Host copies of the values (`grads: None`) or of the gradients of every parameter.
+struct Collect<'g> {
+    grads: Option<&'g Gradients>,
+    out: Vec<(String, Option<HostTensor>)>,
+}
+
+impl ParamVisitor for Collect<'_> {
+    fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
         let value = param.val();
         let host = match self.grads {
             None => Some(HostTensor::from_tensor(value)),
             Some(grads) => value.grad(grads).map(HostTensor::from_tensor),
         };
-        self.out.push((self.stack.join("."), host));
+        self.out.push((path.to_string(), host));
     }
 }
 
 /// Host copies of every float parameter, by path.
 pub fn named_values<M: Module>(module: &M) -> Vec<(String, HostTensor)> {
     let mut c = Collect {
-        stack: Vec::new(),
         grads: None,
         out: Vec::new(),
-        _f: (),
     };
-    module.visit(&mut c);
+    visit_params(module, &mut c);
     c.out
         .into_iter()
         .map(|(k, v)| (k, v.expect("values are always present")))
@@ -112,31 +161,21 @@ pub fn named_values<M: Module>(module: &M) -> Vec<(String, HostTensor)> {
 /// The gradient of every float parameter, by path (`None`: no gradient reached it).
 pub fn named_grads<M: Module>(module: &M, grads: &Gradients) -> Vec<(String, Option<HostTensor>)> {
     let mut c = Collect {
-        stack: Vec::new(),
         grads: Some(grads),
         out: Vec::new(),
-        _f: (),
     };
-    module.visit(&mut c);
+    visit_params(module, &mut c);
     c.out
 }
 
 struct Load<'a> {
-    stack: Vec<String>,
     values: &'a BTreeMap<String, HostTensor>,
     problems: Vec<String>,
 }
 
-impl ModuleMapper for Load<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.stack.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let path = self.stack.join(".");
-        let Some(host) = self.values.get(&path) else {
+impl ParamMapper for Load<'_> {
+    fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(host) = self.values.get(path) else {
             self.problems.push(format!("{path}: missing"));
             return param;
         };
@@ -161,11 +200,10 @@ impl ModuleMapper for Load<'_> {
 /// parameter ids. Missing paths and shape mismatches are reported together, by path.
 pub fn load_values<M: Module>(module: M, values: &BTreeMap<String, HostTensor>) -> Result<M> {
     let mut l = Load {
-        stack: Vec::new(),
         values,
         problems: Vec::new(),
     };
-    let module = module.map(&mut l);
+    let module = map_params(module, &mut l);
     if l.problems.is_empty() {
         Ok(module)
     } else {

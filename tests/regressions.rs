@@ -73,22 +73,16 @@ fn regression_raw_weight_is_the_only_parameter_the_optimizer_sees() {
     let (x, y) = batch();
     let mut m = model.clone();
     let _ = m.loss(x, y, 2.0, 1.0).unwrap();
-    struct Leaves(Vec<String>, Vec<String>);
-    impl burn::module::ModuleVisitor for Leaves {
-        fn enter_module(&mut self, n: &str, _: &str) {
-            self.1.push(n.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.1.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+    struct Leaves(Vec<String>);
+    impl awd::params::ParamVisitor for Leaves {
+        fn visit<const D: usize>(&mut self, path: &str, p: &burn::module::Param<Tensor<D>>) {
             if !p.val().is_require_grad() {
-                self.0.push(self.1.join("."));
+                self.0.push(path.to_string());
             }
         }
     }
-    let mut v = Leaves(Vec::new(), Vec::new());
-    burn::module::Module::visit(&m, &mut v);
+    let mut v = Leaves(Vec::new());
+    awd::params::visit_params(&m, &mut v);
     assert!(v.0.is_empty(), "not trainable leaves: {:?}", v.0);
 }
 

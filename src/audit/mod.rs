@@ -19,12 +19,12 @@ pub mod step;
 use std::collections::HashMap;
 use std::fmt;
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, Param, ParamId};
 use burn::tensor::{Gradients, Tensor};
 use serde::Serialize;
 
 use crate::dropout::{MaskOwner, MaskRecord};
-use crate::params::HostTensor;
+use crate::params::{HostTensor, ParamVisitor, visit_params};
 
 /// A mask a parameter passed through.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -131,22 +131,15 @@ impl Report {
 
 struct Collect<'g> {
     grads: &'g Gradients,
-    stack: Vec<String>,
     out: Vec<(String, ParamId, Vec<usize>, Option<HostTensor>)>,
 }
 
-impl ModuleVisitor for Collect<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.stack.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.stack.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+impl ParamVisitor for Collect<'_> {
+    fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
         let value = param.val();
         let shape = value.dims().to_vec();
         let grad = value.grad(self.grads).map(HostTensor::from_tensor);
-        self.out.push((self.stack.join("."), param.id, shape, grad));
+        self.out.push((path.to_string(), param.id, shape, grad));
     }
 }
 
@@ -155,10 +148,9 @@ impl ModuleVisitor for Collect<'_> {
 pub fn audit<M: Module>(module: &M, grads: &Gradients, masks: &[MaskRecord]) -> Report {
     let mut c = Collect {
         grads,
-        stack: Vec::new(),
         out: Vec::new(),
     };
-    module.visit(&mut c);
+    visit_params(module, &mut c);
     let mut times: HashMap<ParamId, usize> = HashMap::new();
     for (_, id, _, _) in &c.out {
         *times.entry(*id).or_default() += 1;

@@ -19,12 +19,13 @@
 
 use std::sync::Arc;
 
-use burn::module::{Flag, Module, ModuleDisplay, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Flag, Module, ModuleDisplay, Param};
 use burn::tensor::Tensor;
 
 use super::mask::{MaskOwner, Masks};
 use crate::error::{AwdError, Result, check_probability};
 use crate::nn::rename::PathRenamer;
+use crate::params::{ParamMapper, map_params};
 
 /// Any Burn module (the derive gives both traits).
 pub trait AnyModule: Module + ModuleDisplay {}
@@ -156,11 +157,10 @@ impl<M: AnyModule> WeightDropout<M> {
             return Ok(module);
         }
         let mut mapper = DropMapper {
-            stack: Vec::new(),
             owner: self,
             error: None,
         };
-        let module = module.map(&mut mapper);
+        let module = map_params(module, &mut mapper);
         match mapper.error {
             Some(e) => Err(e),
             None => Ok(module),
@@ -169,20 +169,13 @@ impl<M: AnyModule> WeightDropout<M> {
 }
 
 struct DropMapper<'a, M: AnyModule> {
-    stack: Vec<String>,
     owner: &'a WeightDropout<M>,
     error: Option<AwdError>,
 }
 
-impl<M: AnyModule> ModuleMapper for DropMapper<'_, M> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.stack.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if self.error.is_some() || !self.owner.selected.contains(&self.stack.join(".")) {
+impl<M: AnyModule> ParamMapper for DropMapper<'_, M> {
+    fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.error.is_some() || !self.owner.selected.iter().any(|s| s == path) {
             return param;
         }
         let raw = param.val();
@@ -206,23 +199,5 @@ impl<M: AnyModule> ModuleMapper for DropMapper<'_, M> {
                 param
             }
         }
-    }
-}
-
-/// Collects the paths of the float parameters of a module, in visit order.
-pub(crate) struct PathCollector {
-    pub stack: Vec<String>,
-    pub paths: Vec<String>,
-}
-
-impl ModuleVisitor for PathCollector {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.stack.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
-        self.paths.push(self.stack.join("."));
     }
 }

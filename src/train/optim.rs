@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Tensor;
 
 use super::config::{OptimizerKind, Schedule, TrainConfig};
+use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
 
 /// Burn's optimizer for `kind`, with the run's betas, epsilon and weight decay. Clipping is done
 /// by [`clip_global_norm`], not by the optimizer (Burn clips each tensor on its own).
@@ -43,29 +44,21 @@ pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> ModuleOptimizer {
 pub fn grad_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(String, ParamId, f64)> {
     struct Norms<'a> {
         grads: &'a GradientsParams,
-        stack: Vec<String>,
         out: Vec<(String, ParamId, f64)>,
     }
-    impl ModuleVisitor for Norms<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+    impl ParamVisitor for Norms<'_> {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
                 let sq: f64 = (g.clone() * g).sum().into_scalar::<f64>();
-                self.out.push((self.stack.join("."), param.id, sq.sqrt()));
+                self.out.push((path.to_string(), param.id, sq.sqrt()));
             }
         }
     }
     let mut v = Norms {
         grads,
-        stack: Vec::new(),
         out: Vec::new(),
     };
-    module.visit(&mut v);
+    visit_params(module, &mut v);
     v.out
 }
 
@@ -134,50 +127,32 @@ pub struct Averager {
 impl Averager {
     /// `avg += (p - avg) / (count + 1)` for every parameter of `module`.
     pub fn update<M: Module>(&mut self, module: &M) {
-        struct Upd<'a> {
-            avg: &'a mut Averager,
-            stack: Vec<String>,
-        }
-        impl ModuleVisitor for Upd<'_> {
-            fn enter_module(&mut self, name: &str, _: &str) {
-                self.stack.push(name.to_string());
-            }
-            fn exit_module(&mut self, _: &str, _: &str) {
-                self.stack.pop();
-            }
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        struct Upd<'a>(&'a mut Averager);
+        impl ParamVisitor for Upd<'_> {
+            fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
                 let p: Tensor<1> = param.val().detach().inner().flatten(0, D - 1);
-                let n = self.avg.count as f64;
-                let key = self.stack.join(".");
-                let next = match self.avg.sums.remove(&key) {
+                let n = self.0.count as f64;
+                let next = match self.0.sums.remove(path) {
                     None => p,
                     Some(a) => a.clone() + (p - a).div_scalar(n + 1.0),
                 };
-                self.avg.sums.insert(key, next);
+                self.0.sums.insert(path.to_string(), next);
             }
         }
-        module.visit(&mut Upd {
-            avg: self,
-            stack: Vec::new(),
-        });
+        visit_params(module, &mut Upd(self));
         self.count += 1;
     }
 
     /// `module` with every parameter replaced by its average (same ids, same devices).
     pub fn apply<M: Module>(&self, module: M) -> M {
-        struct Put<'a> {
-            avg: &'a Averager,
-            stack: Vec<String>,
-        }
-        impl ModuleMapper for Put<'_> {
-            fn enter_module(&mut self, name: &str, _: &str) {
-                self.stack.push(name.to_string());
-            }
-            fn exit_module(&mut self, _: &str, _: &str) {
-                self.stack.pop();
-            }
-            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let Some(a) = self.avg.sums.get(&self.stack.join(".")) else {
+        struct Put<'a>(&'a Averager);
+        impl ParamMapper for Put<'_> {
+            fn map<const D: usize>(
+                &mut self,
+                path: &str,
+                param: Param<Tensor<D>>,
+            ) -> Param<Tensor<D>> {
+                let Some(a) = self.0.sums.get(path) else {
                     return param;
                 };
                 param.map(|old| {
@@ -192,9 +167,6 @@ impl Averager {
                 })
             }
         }
-        module.map(&mut Put {
-            avg: self,
-            stack: Vec::new(),
-        })
+        map_params(module, &mut Put(self))
     }
 }

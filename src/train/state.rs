@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, Param, ParamId};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,7 @@ use crate::checkpoint::safetensors::{Entry, parse_entries, serialize_entries};
 use crate::checkpoint::{awd_metadata, read_awd_metadata, write_atomic};
 use crate::data::Level;
 use crate::error::{AwdError, Result};
-use crate::params::HostTensor;
+use crate::params::{HostTensor, ParamMapper, ParamVisitor, map_params, visit_params};
 
 const FORMAT: &str = "awd-train-state/1";
 
@@ -135,44 +135,23 @@ pub fn load(path: &Path) -> Result<TrainCheckpoint> {
 
 /// Parameter ids by path.
 pub fn param_ids<M: Module>(module: &M) -> BTreeMap<String, u64> {
-    struct Ids {
-        stack: Vec<String>,
-        out: BTreeMap<String, u64>,
-    }
-    impl ModuleVisitor for Ids {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.out.insert(self.stack.join("."), param.id.val());
+    struct Ids(BTreeMap<String, u64>);
+    impl ParamVisitor for Ids {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            self.0.insert(path.to_string(), param.id.val());
         }
     }
-    let mut v = Ids {
-        stack: Vec::new(),
-        out: BTreeMap::new(),
-    };
-    module.visit(&mut v);
-    v.out
+    let mut v = Ids(BTreeMap::new());
+    visit_params(module, &mut v);
+    v.0
 }
 
 /// Gives each parameter the id it had when the checkpoint was written.
 pub fn restore_param_ids<M: Module>(module: M, ids: &BTreeMap<String, u64>) -> M {
-    struct Set<'a> {
-        stack: Vec<String>,
-        ids: &'a BTreeMap<String, u64>,
-    }
-    impl ModuleMapper for Set<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            match self.ids.get(&self.stack.join(".")) {
+    struct Set<'a>(&'a BTreeMap<String, u64>);
+    impl ParamMapper for Set<'_> {
+        fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            match self.0.get(path) {
                 Some(&id) => {
                     let (_, value, mapper) = param.consume();
                     Param::from_mapped_value(ParamId::from(id), value, mapper)
@@ -181,10 +160,7 @@ pub fn restore_param_ids<M: Module>(module: M, ids: &BTreeMap<String, u64>) -> M
             }
         }
     }
-    module.map(&mut Set {
-        stack: Vec::new(),
-        ids,
-    })
+    map_params(module, &mut Set(ids))
 }
 
 /// Parameter ids that depend only on the module's structure (1, 2, ... in visit order), so two
