@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::ParamId;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::SeedableRng;
-use rand::distr::{Bernoulli, Distribution};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{AwdError, Result, check_probability};
@@ -42,19 +41,21 @@ impl RngMasks {
 }
 
 impl MaskSource for RngMasks {
+    /// Each entry is kept when a uniform 32-bit draw falls below `(1-p) * 2^32`: one draw per
+    /// entry, filled in bulk (a weight mask has millions of entries per pass).
     fn mask(&mut self, shape: &[usize], p: f64) -> Result<Vec<f32>> {
         check_probability("p", p)?;
         let n: usize = shape.iter().product();
-        let keep = Bernoulli::new(1.0 - p).expect("p checked above");
+        let threshold = ((1.0 - p) * 4_294_967_296.0).min(u32::MAX as f64) as u32;
         let scale = (1.0 / (1.0 - p)) as f32;
-        Ok((0..n)
-            .map(|_| {
-                if keep.sample(&mut self.rng) {
-                    scale
-                } else {
-                    0.0
-                }
-            })
+        if p == 0.0 {
+            return Ok(vec![1.0; n]);
+        }
+        let mut bits = vec![0u32; n];
+        self.rng.fill(&mut bits[..]);
+        Ok(bits
+            .into_iter()
+            .map(|u| if u < threshold { scale } else { 0.0 })
             .collect())
     }
 
