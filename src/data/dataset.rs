@@ -1,5 +1,6 @@
 //! A prepared data set: vocabulary and the token ids of each split.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::corpus::{Level, Source, for_each_token};
@@ -20,6 +21,24 @@ pub struct Dataset {
     pub entropy_rate: Option<f64>,
 }
 
+/// Counts of the first `limit` tokens of a file.
+fn count_tokens(path: &Path, level: Level, limit: usize) -> Result<HashMap<String, usize>> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut seen = 0usize;
+    for_each_token(path, level, |t| {
+        if seen < limit {
+            match counts.get_mut(t) {
+                Some(c) => *c += 1,
+                None => {
+                    counts.insert(t.to_string(), 1);
+                }
+            }
+        }
+        seen += 1;
+    })?;
+    Ok(counts)
+}
+
 /// Token ids of a file under `vocab` (unknown tokens become the unknown id).
 pub fn encode_file(path: &Path, vocab: &Vocab, level: Level) -> Result<Vec<u32>> {
     let mut ids = Vec::new();
@@ -37,19 +56,14 @@ impl Dataset {
         min_freq: usize,
         max_vocab: usize,
     ) -> Result<Self> {
+        // Files are streamed: one pass counts tokens, the next encodes them; no token list is
+        // held in memory.
         match source {
             Source::Dir { train, valid, test } => {
-                let tokens = super::corpus::read_tokens(train, level)?;
-                let vocab = Vocab::build(
-                    tokens.iter().map(|s| s.as_str()),
-                    specials,
-                    min_freq,
-                    max_vocab,
-                )?;
-                let train_ids = tokens.iter().map(|t| vocab.id(t)).collect();
-                drop(tokens);
+                let counts = count_tokens(train, level, usize::MAX)?;
+                let vocab = Vocab::from_counts(&counts, specials, min_freq, max_vocab)?;
                 Ok(Self {
-                    train: train_ids,
+                    train: encode_file(train, &vocab, level)?,
                     valid: encode_file(valid, &vocab, level)?,
                     test: test
                         .as_ref()
@@ -65,28 +79,22 @@ impl Dataset {
                 path,
                 valid_fraction,
             } => {
-                let tokens = super::corpus::read_tokens(path, level)?;
-                let n_valid = ((tokens.len() as f64) * valid_fraction).round() as usize;
-                if n_valid < 2 || tokens.len() - n_valid < 2 {
+                let total = for_each_token(path, level, |_| {})?;
+                let n_valid = ((total as f64) * valid_fraction).round() as usize;
+                if n_valid < 2 || total - n_valid < 2 {
                     return Err(AwdError::Corpus {
                         path: path.display().to_string(),
-                        reason: format!(
-                            "{} tokens are too few to hold out a validation part",
-                            tokens.len()
-                        ),
+                        reason: format!("{total} tokens are too few to hold out a validation part"),
                     });
                 }
-                let split = tokens.len() - n_valid;
-                let vocab = Vocab::build(
-                    tokens[..split].iter().map(|s| s.as_str()),
-                    specials,
-                    min_freq,
-                    max_vocab,
-                )?;
-                let ids: Vec<u32> = tokens.iter().map(|t| vocab.id(t)).collect();
+                let split = total - n_valid;
+                let counts = count_tokens(path, level, split)?;
+                let vocab = Vocab::from_counts(&counts, specials, min_freq, max_vocab)?;
+                let mut ids = encode_file(path, &vocab, level)?;
+                let valid = ids.split_off(split);
                 Ok(Self {
-                    train: ids[..split].to_vec(),
-                    valid: ids[split..].to_vec(),
+                    train: ids,
+                    valid,
                     test: None,
                     description: format!("{}", path.display()),
                     vocab,

@@ -49,10 +49,20 @@ impl Vocab {
         min_freq: usize,
         max_vocab: usize,
     ) -> Result<Self> {
-        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let mut counts: HashMap<String, usize> = HashMap::new();
         for t in tokens {
-            *counts.entry(t).or_default() += 1;
+            *counts.entry(t.to_string()).or_default() += 1;
         }
+        Self::from_counts(&counts, specials, min_freq, max_vocab)
+    }
+
+    /// [`build`](Self::build) from token counts (gathered while streaming a corpus).
+    pub fn from_counts(
+        counts: &HashMap<String, usize>,
+        specials: Specials,
+        min_freq: usize,
+        max_vocab: usize,
+    ) -> Result<Self> {
         let mut itos: Vec<String> = specials.tokens().iter().map(|s| s.to_string()).collect();
         if max_vocab < itos.len() {
             return Err(AwdError::Config(format!(
@@ -61,7 +71,8 @@ impl Vocab {
             )));
         }
         let mut ranked: Vec<(&str, usize)> = counts
-            .into_iter()
+            .iter()
+            .map(|(t, c)| (t.as_str(), *c))
             .filter(|(t, c)| *c >= min_freq.max(1) && !is_unknown(t))
             .collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
