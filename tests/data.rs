@@ -130,3 +130,17 @@ fn one_cycle_warms_up_to_the_peak_then_anneals() {
     assert!((at(1000) - lr / 25e4).abs() < 1e-12);
     assert_eq!(scheduled_lr(Schedule::Constant, lr, 500, 1000), lr);
 }
+
+#[test]
+fn nt_asgd_switches_when_validation_stops_improving_for_nonmono_checks() {
+    use awd::train::optim::non_monotone;
+    let history = [5.0, 4.0, 3.5, 3.6, 3.7];
+    // Not enough checks yet.
+    assert!(!non_monotone(&history[..2], 9.0, 2));
+    // With checks [5.0, 4.0, 3.5] and nonmono 2, only 5.0 lies before the last two.
+    assert!(non_monotone(&history[..3], 5.5, 2));
+    assert!(!non_monotone(&history[..3], 4.5, 2));
+    // The best (3.5) lies before the last `nonmono` checks: 3.55 does not beat it.
+    assert!(non_monotone(&history, 3.55, 2));
+    assert!(!non_monotone(&history, 3.4, 2));
+}

@@ -117,6 +117,18 @@ pub fn scheduled_lr(schedule: Schedule, lr: f64, step: usize, total: usize) -> f
     }
 }
 
+/// NT-ASGD's trigger (Merity et al., as in their code): with the validation losses of the
+/// earlier checks in `history`, the new loss `val` is worse than the best of all but the last
+/// `nonmono` of them.
+pub fn non_monotone(history: &[f64], val: f64, nonmono: usize) -> bool {
+    history.len() > nonmono
+        && val
+            > history[..history.len() - nonmono]
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
+}
+
 /// The running average of every parameter (NT-ASGD), by path, flattened.
 #[derive(Debug, Clone, Default)]
 pub struct Averager {

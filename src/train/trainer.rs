@@ -491,15 +491,7 @@ impl Trainer {
     fn after_validation(&mut self, val: f64) {
         let p = &mut self.progress;
         let n = self.cfg.nonmono;
-        if self.cfg.asgd
-            && !p.averaging
-            && p.val_losses.len() > n
-            && val
-                > p.val_losses[..p.val_losses.len() - n]
-                    .iter()
-                    .cloned()
-                    .fold(f64::INFINITY, f64::min)
-        {
+        if self.cfg.asgd && !p.averaging && super::optim::non_monotone(&p.val_losses, val, n) {
             p.averaging = true;
             p.optimizer = OptimizerKind::Sgd;
             let plain = TrainConfig {
