@@ -58,7 +58,7 @@ pub struct LstmSaved {
     /// Cell states `[T*B, H]`.
     pub c: Vec<f32>,
     /// Outputs `[T*B, H]`.
-    pub y: Vec<f32>,
+    pub y: Buf,
     pub h0: Vec<f32>,
     pub c0: Vec<f32>,
 }
@@ -169,7 +169,7 @@ pub fn forward(
         w_hh,
         gates,
         c,
-        y,
+        y: Buf::Owned(y),
         h0,
         c0,
     }

@@ -65,6 +65,33 @@ impl Backward<Flex, 4> for LstmBackward {
     }
 }
 
+/// Runs the forward on the flex tensors; the outputs `y` `[T, B, H]`, kept in the saved state
+/// without a copy, and the final `(h, c)` `[B, H]`.
+fn run(
+    [x, w_ih, w_hh, bias, h0, c0]: [&FlexTensor; 6],
+    (t, b, i, h): (usize, usize, usize, usize),
+    reverse: bool,
+) -> (LstmSaved, FlexTensor, FlexTensor, FlexTensor) {
+    let bias = host(bias);
+    let mut saved = forward(
+        Buf::from_flex(x),
+        Buf::from_flex(w_ih),
+        Buf::from_flex(w_hh),
+        Some(&bias),
+        host(h0),
+        host(c0),
+        (t, b, i, h),
+        reverse,
+    );
+    let (hn, cn) = saved.final_state();
+    let y = match std::mem::replace(&mut saved.y, Buf::Owned(Vec::new())) {
+        Buf::Owned(v) => flex(v, vec![t, b, h]),
+        Buf::Flex(f) => f,
+    };
+    saved.y = Buf::Flex(y.clone());
+    (saved, y, flex(hn, vec![b, h]), flex(cn, vec![b, h]))
+}
+
 /// One direction of one LSTM layer over the window, fused: `x` `[T, B, I]`, `w_ih` `[4H, I]`,
 /// `w_hh` `[4H, H]`, `bias` `[4H]`, state `[B, H]` each. Returns the outputs `[T, B, H]` (in
 /// input order, differentiable with respect to `x` and the weights) and the final `(h, c)`,
@@ -83,25 +110,13 @@ pub fn lstm_sequence(
     let dims = (t, b, i, h);
     let bias = bias.unwrap_or_else(|| Tensor::zeros([4 * h], &x.device()));
     if x.is_autodiff() {
+        let ad = |t: Tensor<2>| t.try_into_primitive::<Ad>().ok();
         let xa: AdTensor = x.try_into_primitive::<Ad>().ok()?;
-        let wih: AdTensor = w_ih.try_into_primitive::<Ad>().ok()?;
-        let whh: AdTensor = w_hh.try_into_primitive::<Ad>().ok()?;
+        let (wih, whh) = (ad(w_ih)?, ad(w_hh)?);
         let ba: AdTensor = bias.try_into_primitive::<Ad>().ok()?;
-        let h0 = host(h0.detach().try_into_primitive::<Ad>().ok()?.primitive());
-        let c0 = host(c0.detach().try_into_primitive::<Ad>().ok()?.primitive());
-        let bias_v = host(ba.primitive());
-        let saved = forward(
-            Buf::from_flex(xa.primitive()),
-            Buf::from_flex(wih.primitive()),
-            Buf::from_flex(whh.primitive()),
-            Some(&bias_v),
-            h0,
-            c0,
-            dims,
-            reverse,
-        );
-        let (hn, cn) = saved.final_state();
-        let y = flex(saved.y.clone(), vec![t, b, h]);
+        let (h0, c0) = (ad(h0.detach())?, ad(c0.detach())?);
+        let inputs = [&xa, &wih, &whh, &ba, &h0, &c0].map(|t| t.primitive());
+        let (saved, y, hn, cn) = run(inputs, dims, reverse);
         let out = match LstmBackward
             .prepare::<NoCheckpointing>([xa.node(), wih.node(), whh.node(), ba.node()])
             .compute_bound()
@@ -110,37 +125,22 @@ pub fn lstm_sequence(
             OpsKind::Tracked(prep) => prep.finish(Arc::new(saved), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
-        let constant =
-            |v: Vec<f32>| Tensor::<2>::from_primitive::<Ad>(AdTensor::new(flex(v, vec![b, h])));
+        let constant = |v: FlexTensor| Tensor::<2>::from_primitive::<Ad>(AdTensor::new(v));
         Some((
             Tensor::from_primitive::<Ad>(out),
             constant(hn),
             constant(cn),
         ))
     } else {
+        let plain = |t: Tensor<2>| t.try_into_primitive::<Flex>().ok();
         let xf: FlexTensor = x.try_into_primitive::<Flex>().ok()?;
-        let wih: FlexTensor = w_ih.try_into_primitive::<Flex>().ok()?;
-        let whh: FlexTensor = w_hh.try_into_primitive::<Flex>().ok()?;
         let bf: FlexTensor = bias.try_into_primitive::<Flex>().ok()?;
-        let h0 = host(&h0.try_into_primitive::<Flex>().ok()?);
-        let c0 = host(&c0.try_into_primitive::<Flex>().ok()?);
-        let bias_v = host(&bf);
-        let saved = forward(
-            Buf::from_flex(&xf),
-            Buf::from_flex(&wih),
-            Buf::from_flex(&whh),
-            Some(&bias_v),
-            h0,
-            c0,
-            dims,
-            reverse,
-        );
-        let (hn, cn) = saved.final_state();
-        let plain = |v: Vec<f32>, shape: Vec<usize>| flex(v, shape);
+        let (wih, whh, h0, c0) = (plain(w_ih)?, plain(w_hh)?, plain(h0)?, plain(c0)?);
+        let (_, y, hn, cn) = run([&xf, &wih, &whh, &bf, &h0, &c0], dims, reverse);
         Some((
-            Tensor::from_primitive::<Flex>(plain(saved.y, vec![t, b, h])),
-            Tensor::from_primitive::<Flex>(plain(hn, vec![b, h])),
-            Tensor::from_primitive::<Flex>(plain(cn, vec![b, h])),
+            Tensor::from_primitive::<Flex>(y),
+            Tensor::from_primitive::<Flex>(hn),
+            Tensor::from_primitive::<Flex>(cn),
         ))
     }
 }
