@@ -134,12 +134,11 @@ pub fn from_state_dict(
         .map(|k| format!("{k}: unexpected"))
         .collect();
     for (alias, of) in [(EMBEDDING_DP_ALIAS, EMBEDDING), (DECODER_WEIGHT, EMBEDDING)] {
-        if config.tie_weights || alias == EMBEDDING_DP_ALIAS {
-            if let (Some(a), Some(e)) = (tensors.get(alias), tensors.get(of))
-                && a != e
-            {
-                problems.push(format!("{alias}: differs from {of}, which it must repeat"));
-            }
+        if (config.tie_weights || alias == EMBEDDING_DP_ALIAS)
+            && let (Some(a), Some(e)) = (tensors.get(alias), tensors.get(of))
+            && a != e
+        {
+            problems.push(format!("{alias}: differs from {of}, which it must repeat"));
         }
     }
     let trained: BTreeMap<String, HostTensor> = tensors

@@ -114,16 +114,14 @@ pub fn serialize_entries(
     safetensors::serialize(views, Some(metadata)).map_err(|e| AwdError::Shape(e.to_string()))
 }
 
-/// Parses a file written by [`serialize_entries`]: its entries and metadata.
-pub fn parse_entries(
-    bytes: &[u8],
-) -> std::result::Result<
-    (
-        BTreeMap<String, Entry>,
-        std::collections::HashMap<String, String>,
-    ),
-    String,
-> {
+/// A mixed file's entries and its header metadata.
+pub type Entries = (
+    BTreeMap<String, Entry>,
+    std::collections::HashMap<String, String>,
+);
+
+/// Parses a file written by [`serialize_entries`]; the error says what is wrong with the bytes.
+pub fn parse_entries(bytes: &[u8]) -> std::result::Result<Entries, String> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| format!("not a readable safetensors file ({e})"))?;
     let metadata = header.metadata().clone().unwrap_or_default();

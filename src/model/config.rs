@@ -89,7 +89,9 @@ impl AwdLstmConfig {
                 return Err(AwdError::Config(format!("{name} must be at least 1")));
             }
         }
-        if self.bidirectional && (self.emb_size % 2 != 0 || self.hidden_size % 2 != 0) {
+        if self.bidirectional
+            && (!self.emb_size.is_multiple_of(2) || !self.hidden_size.is_multiple_of(2))
+        {
             return Err(AwdError::Config(
                 "a bidirectional model needs even emb_size and hidden_size".into(),
             ));

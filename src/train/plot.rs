@@ -8,8 +8,11 @@ use plotters::style::FontStyle;
 
 use crate::error::{AwdError, Result};
 
-/// (step, train loss, validation loss) rows of a metrics CSV.
-fn read_rows(csv: &Path) -> Result<Vec<(f64, Option<f64>, Option<f64>)>> {
+/// (step, train loss, validation loss) of one metrics row.
+type Point = (f64, Option<f64>, Option<f64>);
+
+/// The rows of a metrics CSV.
+fn read_rows(csv: &Path) -> Result<Vec<Point>> {
     let text = std::fs::read_to_string(csv).map_err(|e| AwdError::io(csv, e))?;
     Ok(text
         .lines()

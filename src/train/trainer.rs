@@ -359,7 +359,7 @@ impl Trainer {
                 log_n += 1;
                 log_tokens += (cfg.batch_size * seq) as u64;
                 bar.set_position(self.progress.pos as u64);
-                if self.progress.step % cfg.log_every == 0 {
+                if self.progress.step.is_multiple_of(cfg.log_every) {
                     let tps = log_tokens as f64 / log_start.elapsed().as_secs_f64().max(1e-9);
                     let mean = log_loss / log_n as f64;
                     bar.set_message(format!(
