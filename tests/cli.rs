@@ -339,3 +339,62 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_checkpoint() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("checkpoint"), "{stderr}");
 }
+
+/// Serves `body` over HTTP on loopback for `requests` requests; returns the URL.
+fn serve(body: Vec<u8>, requests: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/input.txt", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}
+
+#[test]
+fn tinyshakespeare_is_downloaded_checked_cached_and_refused_when_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let real = std::fs::read(common::data_dir().join("tinyshakespeare.txt")).unwrap();
+    let run = |url: &str, out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_awd"))
+            .args([
+                "train",
+                "--dataset",
+                "tinyshakespeare",
+                "--quiet",
+                "--max-steps",
+                "2",
+            ])
+            .args(["--batch-size", "4", "--bptt", "8", "--out"])
+            .arg(tmp.path().join(out))
+            .env("AWD_CACHE", &cache)
+            .env("AWD_DATASET_URL", url)
+            .output()
+            .unwrap()
+    };
+    // A corrupted copy fails its checksum, is not cached, and the error says how to go offline.
+    let mut bad = real.clone();
+    bad[100] ^= 1;
+    let out = run(&serve(bad, 1), "bad");
+    fails_with(&out, "checksum");
+    fails_with(&out, "--data FILE");
+    assert!(!cache.join("tinyshakespeare.txt").exists());
+    // The real file is downloaded once and cached.
+    let out = run(&serve(real.clone(), 1), "good");
+    let stdout = ok(&out);
+    assert!(stdout.contains("bits/char"), "{stdout}");
+    assert_eq!(
+        std::fs::read(cache.join("tinyshakespeare.txt")).unwrap(),
+        real
+    );
+    // Offline now: the cache serves it.
+    ok(&run("http://127.0.0.1:9/unreachable", "cached"));
+}

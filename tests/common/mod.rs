@@ -22,6 +22,19 @@ pub fn vectors_dir() -> PathBuf {
     dir
 }
 
+/// The shared real-text corpora: `AWD_DATA`, or `../shared/data` beside the checkout.
+pub fn data_dir() -> PathBuf {
+    let dir = std::env::var_os("AWD_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    assert!(
+        dir.is_dir(),
+        "shared data not found at {} (set AWD_DATA)",
+        dir.display()
+    );
+    dir
+}
+
 pub fn load(file: &str) -> BTreeMap<String, HostTensor> {
     let path = vectors_dir().join(file);
     awd::checkpoint::safetensors::read(&path)
