@@ -70,8 +70,17 @@ fn sigkill_at_random_points_leaves_a_loadable_checkpoint_and_resume_matches() {
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut resumed = 0;
-    for seed in 0..4 {
-        let delay = rng.random_range(150..1200u64);
+    // Four kills at random moments; on a slow machine, later ones until one lands after the
+    // first checkpoint.
+    for seed in 0..8 {
+        if seed >= 4 && resumed > 0 {
+            break;
+        }
+        let delay = if seed < 4 {
+            rng.random_range(150..1200u64)
+        } else {
+            1200 * (seed as u64 - 2)
+        };
         let dir = tmp.path().join(format!("killed{seed}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_awd"))
             .args(run_args(&dir))
