@@ -68,6 +68,21 @@ fn main() {
             h,
             &mut || gemm(&mut out_t, Mat::new(&w, g4, h), Mat::t(&hprev, b, h), true),
         );
+        let mut gates = vec![0.0f32; b * g4];
+        time(
+            &format!("W . h^T written transposed into gates[{b},{g4}]"),
+            g4,
+            b,
+            h,
+            &mut || {
+                awd::kernels::gemm::gemm_t(
+                    &mut gates,
+                    Mat::new(&w, g4, h),
+                    Mat::t(&hprev, b, h),
+                    true,
+                )
+            },
+        );
         let dg = vec![0.1f32; b * g4];
         let mut dh = vec![0.0f32; b * h];
         time(

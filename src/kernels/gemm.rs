@@ -43,7 +43,30 @@ impl<'a> Mat<'a> {
 
 /// `c = accumulate * c + a · b` with `c` row-major `a.rows x b.cols`.
 pub fn gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    gemm_to(c, a.rows, b.cols, false, a, b, accumulate)
+}
+
+/// [`gemm`] into `c` stored transposed: `c` holds the `b.cols x a.rows` row-major transpose of
+/// the product (its element `(i, j)` at `j * a.rows + i`).
+pub fn gemm_t(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    gemm_to(c, a.rows, b.cols, true, a, b, accumulate)
+}
+
+fn gemm_to(
+    c: &mut [f32],
+    rows: usize,
+    cols: usize,
+    c_transposed: bool,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    accumulate: bool,
+) {
+    let (dst_cs, dst_rs) = if c_transposed {
+        (rows as isize, 1)
+    } else {
+        (1, cols as isize)
+    };
+    let (m, k, n) = (rows, a.cols, cols);
     assert_eq!(k, b.rows, "inner dimensions");
     assert!(c.len() >= m * n);
     if m == 0 || n == 0 {
@@ -70,8 +93,8 @@ pub fn gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs,
+            dst_rs,
             accumulate,
             a.data.as_ptr(),
             a_cs,
