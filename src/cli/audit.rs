@@ -64,32 +64,29 @@ fn audited_step(args: &ModelArgs) -> anyhow::Result<(Report, LanguageModel)> {
     dev.seed(args.seed);
     let masks = Masks::seeded(args.seed);
     let preset = args.preset.config();
+    let data = dataset(args, &preset)?;
     let (model, vocab) = match &args.model {
         Some(path) => match native::load(path, &masks, &dev) {
             Ok((m, info)) => (m, Some(info.vocab)),
             Err(_) => (fastai::load(path, None, &masks, &dev)?, None),
         },
+        // A fresh model takes the data's own vocabulary.
         None => {
-            let data = dataset(args, &preset)?;
             let m = LanguageModel::new(&preset.model(data.vocab.len()), &masks, &dev)?;
-            (m, Some(data.vocab.itos().to_vec()))
+            (m, None)
         }
     };
-    let vocab_size = model.config().vocab_size;
-    let ids: Vec<u32> = match (&args.data, vocab) {
-        (Some(_), Some(v)) if !v.is_empty() => {
+    let vocab_size = model.config().vocab_size as u32;
+    let ids: Vec<u32> = match vocab {
+        // Given text and a model with a vocabulary: the text's tokens in the model's ids.
+        Some(v) if args.data.is_some() && !v.is_empty() => {
             let vocab = crate::data::Vocab::from_itos(v);
-            let data = dataset(args, &preset)?;
             data.train
                 .iter()
                 .map(|&i| vocab.id(data.vocab.token(i)))
                 .collect()
         }
-        _ => dataset(args, &preset)?
-            .train
-            .iter()
-            .map(|&i| i % vocab_size as u32)
-            .collect(),
+        _ => data.train.iter().map(|&i| i % vocab_size).collect(),
     };
     let rows = Rows::new(&ids, args.batch_size)?;
     let (x, y): (Tensor<2, Int>, Tensor<2, Int>) = rows.window(0, args.bptt, &dev);

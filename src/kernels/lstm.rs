@@ -179,11 +179,11 @@ pub fn forward(
 impl LstmSaved {
     /// The final `(h, c)`, `[B, H]` each (of the last step processed).
     pub fn final_state(&self) -> (Vec<f32>, Vec<f32>) {
-        let (b, h) = (self.b, self.h);
-        let last = if self.reverse { 0 } else { self.t - 1 };
         if self.t == 0 {
             return (self.h0.clone(), self.c0.clone());
         }
+        let (b, h) = (self.b, self.h);
+        let last = if self.reverse { 0 } else { self.t - 1 };
         (
             self.y[last * b * h..(last + 1) * b * h].to_vec(),
             self.c[last * b * h..(last + 1) * b * h].to_vec(),

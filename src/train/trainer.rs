@@ -458,8 +458,7 @@ impl Trainer {
             return Err(self.non_finite(format!("the loss is {total} at step {step}")));
         }
         let mut model = self.model.take().expect("model present");
-        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
-        let mut grads = grads;
+        let mut grads = GradientsParams::from_grads(loss.total.backward(), &model);
         let norms = grad_norms(&model, &grads);
         if let Some((name, n)) = non_finite_gradient(&norms) {
             self.model = Some(model);
