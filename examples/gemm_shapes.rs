@@ -39,6 +39,20 @@ fn decoder(n: usize, e: usize, v: usize) {
     time(&format!("d^T[{v},{n}] . x[{n},{e}]"), v, e, n, &mut || {
         gemm(&mut dw, Mat::t(&d, n, v), Mat::new(&x, n, e), false)
     });
+    let mut dw_t = vec![0.0f32; e * v];
+    time(&format!("x^T[{e},{n}] . d[{n},{v}] (transposed dW)"), e, v, n, &mut || {
+        gemm(&mut dw_t, Mat::t(&x, n, e), Mat::new(&d, n, v), false)
+    });
+    let mut dw2 = vec![0.0f32; v * e];
+    time(&format!("x^T . d written transposed into dW[{v},{e}]"), e, v, n, &mut || {
+        awd::kernels::gemm::gemm_t(&mut dw2, Mat::t(&x, n, e), Mat::new(&d, n, v), false)
+    });
+    for rows in [128usize, 256, 512] {
+        let mut part = vec![0.0f32; rows * v];
+        time(&format!("x[{rows},{e}] . W^T[{e},{v}] (row chunk)"), rows, v, e, &mut || {
+            gemm(&mut part, Mat::new(&x[..rows * e], rows, e), Mat::t(&w, v, e), false)
+        });
+    }
     let mut dx = vec![0.0f32; n * e];
     time(&format!("d[{n},{v}] . W[{v},{e}]"), n, e, v, &mut || {
         gemm(&mut dx, Mat::new(&d, n, v), Mat::new(&w, v, e), false)
@@ -48,6 +62,9 @@ fn decoder(n: usize, e: usize, v: usize) {
 fn main() {
     decoder(1120, 200, 10000);
     decoder(2240, 400, 10000);
+    if std::env::args().any(|a| a == "--decoder") {
+        return;
+    }
     for (b, h) in [(32usize, 512usize), (32, 1152)] {
         let g4 = 4 * h;
         let hprev = vec![0.5f32; b * h];
@@ -67,6 +84,23 @@ fn main() {
             b,
             h,
             &mut || gemm(&mut out_t, Mat::new(&w, g4, h), Mat::t(&hprev, b, h), true),
+        );
+        let w_cm = vec![0.25f32; h * g4];
+        let mut out_t2 = vec![0.0f32; g4 * b];
+        time(
+            &format!("W[{g4},{h}] column-major . h^T[{h},{b}] (transposed gates)"),
+            g4,
+            b,
+            h,
+            &mut || gemm(&mut out_t2, Mat::t(&w_cm, h, g4), Mat::t(&hprev, b, h), true),
+        );
+        let mut out_t3 = vec![0.0f32; g4 * b];
+        time(
+            &format!("W[{g4},{h}] column-major . h^T[{h},{b}] (h col-major)"),
+            g4,
+            b,
+            h,
+            &mut || gemm(&mut out_t3, Mat::t(&w_cm, h, g4), Mat::new(&hprev, h, b), true),
         );
         let mut gates = vec![0.0f32; b * g4];
         time(

@@ -64,5 +64,17 @@ pub fn linear<const D: usize>(
     weight: Tensor<2>,
     bias: Option<Tensor<1>>,
 ) -> Tensor<D> {
-    burn::tensor::module::linear(input, weight.transpose(), bias)
+    // Burn's `module::linear` reshapes the transposed weight to add a batch dimension, which
+    // copies it (a strided `[in, out]` copy of the whole weight on every call: most of the time
+    // of batch-1 generation). Flattening the input instead keeps the weight a strided view.
+    let dims = input.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let mut out = input.reshape([rows, d_in]).matmul(weight.transpose());
+    if let Some(bias) = bias {
+        out = out + bias.unsqueeze::<2>();
+    }
+    let mut out_dims = dims;
+    out_dims[D - 1] = out.dims()[1];
+    out.reshape(out_dims)
 }
