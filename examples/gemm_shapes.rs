@@ -65,7 +65,7 @@ fn main() {
     if std::env::args().any(|a| a == "--decoder") {
         return;
     }
-    for (b, h) in [(32usize, 512usize), (32, 1152)] {
+    for (b, h) in [(32usize, 200usize), (32, 400), (32, 512), (32, 1152)] {
         let g4 = 4 * h;
         let hprev = vec![0.5f32; b * h];
         let w = vec![0.25f32; g4 * h];

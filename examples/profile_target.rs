@@ -1,6 +1,7 @@
 //! One benchmark phase alone, for a profiler: `perf record --call-graph dwarf target/release/examples/profile_target gen|eval|train p1|p2 [steps]`.
 //! (Build with `CARGO_PROFILE_RELEASE_DEBUG=line-tables-only` for source lines.)
 fn main() {
+    awd::alloc::tune();
     let what = std::env::args().nth(1).unwrap();
     let p = std::env::args().nth(2).unwrap_or("p1".into());
     let n: usize = std::env::args().nth(3).map(|s| s.parse().unwrap()).unwrap_or(5);

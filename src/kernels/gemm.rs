@@ -43,15 +43,21 @@ impl<'a> Mat<'a> {
 
 /// `c = accumulate * c + a · b` with `c` row-major `a.rows x b.cols`.
 pub fn gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    gemm_to(c, a.rows, b.cols, false, a, b, accumulate)
+    gemm_to(c, a.rows, b.cols, false, a, b, accumulate, 1.0)
+}
+
+/// `c = scale · a · b` with `c` row-major `a.rows x b.cols` (the scale folded into the product).
+pub fn gemm_scaled(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, scale: f32) {
+    gemm_to(c, a.rows, b.cols, false, a, b, false, scale)
 }
 
 /// [`gemm`] into `c` stored transposed: `c` holds the `b.cols x a.rows` row-major transpose of
 /// the product (its element `(i, j)` at `j * a.rows + i`).
 pub fn gemm_t(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    gemm_to(c, a.rows, b.cols, true, a, b, accumulate)
+    gemm_to(c, a.rows, b.cols, true, a, b, accumulate, 1.0)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn gemm_to(
     c: &mut [f32],
     rows: usize,
@@ -60,6 +66,7 @@ fn gemm_to(
     a: Mat<'_>,
     b: Mat<'_>,
     accumulate: bool,
+    scale: f32,
 ) {
     let (dst_cs, dst_rs) = if c_transposed {
         (rows as isize, 1)
@@ -103,7 +110,7 @@ fn gemm_to(
             b_cs,
             b_rs,
             1.0,
-            1.0,
+            scale,
             false,
             false,
             false,

@@ -199,10 +199,12 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
     let mut dgates = vec![0.0f32; t * b * g4];
     let mut dh = vec![0.0f32; b * h];
     let mut dc = vec![0.0f32; b * h];
-    // When W_hh does not fit in cache, dh^T = W_hh^T · dG^T with a row-major copy of W_hh^T
-    // streams the weight contiguously and runs ~20% faster (examples/gemm_shapes.rs, H = 1152);
-    // for cache-sized weights dG · W_hh is faster.
-    let w_hh_t: Option<Vec<f32>> = (g4 * h * 4 > 8 << 20).then(|| {
+    // dh^T = W_hh^T · dG^T with a row-major copy of W_hh^T runs faster than dG · W_hh when W_hh
+    // does not fit in cache (~20% at H = 1152, where it streams the weight contiguously) and
+    // when H is small (3x at H = 200, where dG · W_hh has only H output columns to split);
+    // dG · W_hh wins in between (1.5x at H = 512). Measured by examples/gemm_shapes.rs.
+    let transposed = h < 384 || g4 * h * 4 > 8 << 20;
+    let w_hh_t: Option<Vec<f32>> = transposed.then(|| {
         let mut wt = vec![0.0f32; h * g4];
         for (k, row) in s.w_hh.chunks(h).enumerate() {
             for (j, v) in row.iter().enumerate() {

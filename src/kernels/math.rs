@@ -132,6 +132,30 @@ pub fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
         })
 }
 
+/// The transpose of a row-major `rows x cols` matrix, in tiles that stay in cache, tile rows
+/// split across threads.
+pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const TILE: usize = 32;
+    let mut out = vec![0.0f32; rows * cols];
+    // Each task writes a band of TILE output rows (= TILE input columns).
+    out.par_chunks_mut(TILE * rows)
+        .enumerate()
+        .for_each(|(band, dst)| {
+            let c0 = band * TILE;
+            let width = dst.len() / rows.max(1);
+            for r0 in (0..rows).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(rows) {
+                    let src = &m[r * cols + c0..r * cols + c0 + width];
+                    for (k, v) in src.iter().enumerate() {
+                        dst[k * rows + r] = *v;
+                    }
+                }
+            }
+        });
+    out
+}
+
 /// Sixteen-lane versions (Cephes' single-precision polynomials: within a few ulp of libm).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
@@ -252,6 +276,19 @@ mod tests {
 
     /// Every path against libm, over a range that covers the saturated ends and the
     /// polynomial/exponential switch of tanh, with a length that leaves a partial vector.
+    #[test]
+    fn transpose_moves_every_element() {
+        for (rows, cols) in [(1, 1), (3, 70), (70, 3), (33, 65)] {
+            let m: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let t = transpose(&m, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(t[c * rows + r], m[r * cols + c]);
+                }
+            }
+        }
+    }
+
     #[test]
     fn activations_match_libm() {
         check(sigmoid, tanh, exp_shifted_sum);
