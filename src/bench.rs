@@ -2,13 +2,14 @@
 
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::dropout::{Masks, set_training};
 use crate::error::Result;
+use crate::kernels::adam::FusedAdam;
 use crate::model::{AwdLstmConfig, LanguageModel};
 
 /// The shapes of one benchmark.
@@ -79,7 +80,7 @@ pub fn train(s: &Shapes, steps: usize, device: &Device) -> Result<Timing> {
     let device = device.clone().autodiff();
     let masks = Masks::seeded(0);
     let mut model = set_training(LanguageModel::new(&s.config(), &masks, &device)?, true);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim = FusedAdam::new(0.9, 0.999, 1e-8, None).init();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut step = |model: LanguageModel| -> Result<LanguageModel> {
         let mut model = model;

@@ -6,23 +6,25 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Tensor;
 
 use super::config::{OptimizerKind, Schedule, TrainConfig};
+use crate::kernels::adam::FusedAdam;
 use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
 
-/// Burn's optimizer for `kind`, with the run's betas, epsilon and weight decay. Clipping is done
+/// The optimizer for `kind` (Burn's, Adam computed in one pass: [`FusedAdam`]), with the run's betas, epsilon and weight decay. Clipping is done
 /// by [`clip_global_norm`], not by the optimizer (Burn clips each tensor on its own).
 pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> ModuleOptimizer {
     let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
     match kind {
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_beta_1(cfg.beta1 as f32)
-            .with_beta_2(cfg.beta2 as f32)
-            .with_epsilon(cfg.eps as f32)
-            .with_weight_decay(decay)
-            .init(),
+        OptimizerKind::Adam => FusedAdam::new(
+            cfg.beta1 as f32,
+            cfg.beta2 as f32,
+            cfg.eps as f32,
+            (cfg.weight_decay > 0.0).then_some(cfg.weight_decay as f32),
+        )
+        .init(),
         OptimizerKind::Adamw => AdamWConfig::new()
             .with_beta_1(cfg.beta1 as f32)
             .with_beta_2(cfg.beta2 as f32)

@@ -1,0 +1,135 @@
+//! Burn's Adam in one pass per parameter (CPU backend).
+//!
+//! Burn's `Adam` forms each update from about a dozen whole-tensor operations (moments, square,
+//! bias corrections, square root, division, learning rate), each a pass over the parameter:
+//! ~10 ms of a P1 step and ~60 ms of a P2 step. [`FusedAdam`] computes the same formulas in the
+//! same order, in one pass over parameter, gradient and moments, updating them in place when
+//! nothing else holds them. It implements Burn's [`Optimizer`] with Burn's own [`AdamState`], so
+//! it plugs into `ModuleOptimizer` and its records are Burn's; on other backends it runs
+//! Burn's `Adam`.
+
+use burn::optim::{AdamState, AdaptiveMomentumState};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{Adam, AdamConfig, LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+use burn_flex::{Flex, FlexTensor};
+use rayon::prelude::*;
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 15;
+
+/// Adam (with L2 weight decay folded into the gradient, as Burn's and PyTorch's `Adam` do).
+#[derive(Clone)]
+pub struct FusedAdam {
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    weight_decay: Option<f32>,
+    /// Burn's Adam with the same settings, for tensors that are not on the flex backend.
+    reference: Adam,
+}
+
+impl FusedAdam {
+    pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, weight_decay: Option<f32>) -> Self {
+        let reference = AdamConfig::new()
+            .with_beta_1(beta_1)
+            .with_beta_2(beta_2)
+            .with_epsilon(epsilon)
+            .with_weight_decay(weight_decay.map(WeightDecayConfig::new))
+            .build();
+        Self {
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+            reference,
+        }
+    }
+
+    /// As a module optimizer.
+    pub fn init(self) -> ModuleOptimizer {
+        ModuleOptimizer::from(self)
+    }
+}
+
+/// A flex tensor's primitive, contiguous from offset 0 (`None` on another backend).
+fn primitive<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
+    let p: FlexTensor = t.try_into_primitive::<Flex>().ok()?;
+    Some(if p.as_slice::<f32>().is_some() {
+        p
+    } else {
+        p.to_contiguous()
+    })
+}
+
+impl Optimizer for FusedAdam {
+    type State<const D: usize> = AdamState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let flex = |t: &Tensor<D>| t.clone().try_into_primitive::<Flex>().is_ok();
+        let state_on_flex = state
+            .as_ref()
+            .is_none_or(|s| flex(&s.momentum.moment_1) && flex(&s.momentum.moment_2));
+        if !(flex(&tensor) && flex(&grad) && state_on_flex)
+            || state.as_ref().is_some_and(|s| s.momentum.max_moment_2.is_some())
+        {
+            return self.reference.step(lr, tensor, grad, state);
+        }
+        let shape = tensor.shape();
+        let (time, moments) = match state {
+            Some(s) => (s.momentum.time + 1, Some((s.momentum.moment_1, s.momentum.moment_2))),
+            None => (1, None),
+        };
+        let mut p = primitive(tensor).expect("checked above");
+        let g = primitive(grad).expect("checked above");
+        let (mut m, mut v) = match moments {
+            Some((m, v)) => (
+                primitive(m).expect("checked above"),
+                primitive(v).expect("checked above"),
+            ),
+            None => {
+                let zeros = || FlexTensor::zeros(shape.clone(), p.dtype());
+                (zeros(), zeros())
+            }
+        };
+        // Burn's formulas (adam.rs, decay.rs), operation for operation.
+        let (b1, b2, wd) = (self.beta_1, self.beta_2, self.weight_decay);
+        let (f1, f2) = (1.0 - b1, 1.0 - b2);
+        let t = time as i32;
+        let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
+        let combined = bc2_sqrt / (1.0 - b1.powi(t));
+        let eps = self.epsilon * bc2_sqrt;
+        let lr = lr as f32;
+        let gs = g.as_slice::<f32>().expect("contiguous f32");
+        p.storage_mut::<f32>()
+            .par_chunks_mut(CHUNK)
+            .zip(m.storage_mut::<f32>().par_chunks_mut(CHUNK))
+            .zip(v.storage_mut::<f32>().par_chunks_mut(CHUNK))
+            .zip(gs.par_chunks(CHUNK))
+            .for_each(|(((p, m), v), g)| {
+                for k in 0..p.len() {
+                    let g = match wd {
+                        Some(wd) => p[k] * wd + g[k],
+                        None => g[k],
+                    };
+                    m[k] = m[k] * b1 + g * f1;
+                    v[k] = v[k] * b2 + (g * g) * f2;
+                    let update = (m[k] * combined) / (v[k].sqrt() + eps);
+                    p[k] -= update * lr;
+                }
+            });
+        let tensor = |t: FlexTensor| Tensor::<D>::from_primitive::<Flex>(t);
+        let momentum = AdaptiveMomentumState::new(time, tensor(m), tensor(v));
+        (tensor(p), Some(AdamState::new(momentum)))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        <Adam as Optimizer>::to_device(state, device)
+    }
+}
