@@ -11,6 +11,7 @@ use burn_flex::FlexTensor;
 
 use super::gemm::{Mat, gemm};
 use super::math;
+use super::panels::Panels;
 
 /// A read-only f32 buffer: owned values, or a contiguous Burn CPU tensor borrowed without a
 /// copy (the inputs and weights the backward needs are kept this way).
@@ -96,10 +97,8 @@ pub fn forward(
     }
     let mut c = vec![0.0f32; t * b * h];
     let mut y = vec![0.0f32; t * b * h];
-    // The recurrent product, transposed: W_hh · h^T is [4H, B]. With the large matrix on the
-    // left the GEMM runs ~4x faster at B = 32 than h · W_hh^T, and also than writing it straight
-    // into the gates through transposed strides (both measured by examples/gemm_shapes.rs).
-    let mut rec = vec![0.0f32; g4 * b];
+    // The recurrent weight in the GEMM's own layout, once for the window (see `Panels`).
+    let w_hh_panels = Panels::pack(&w_hh, g4, h);
     let order: Vec<usize> = if reverse {
         (0..t).rev().collect()
     } else {
@@ -114,30 +113,20 @@ pub fn forward(
                 &c[p * b * h..(p + 1) * b * h],
             ),
         };
-        gemm(
-            &mut rec,
-            Mat::new(&w_hh, g4, h),
-            Mat::t(h_prev, b, h),
-            false,
-        );
+        // gates_t += h_{t-1} · W_hhᵀ
+        w_hh_panels.mul_into(&mut gates[s * b * g4..(s + 1) * b * g4], h_prev, b, true);
         let c_prev = c_prev.to_vec();
         let g = &mut gates[s * b * g4..(s + 1) * b * g4];
         let cs = &mut c[s * b * h..(s + 1) * b * h];
         let ys = &mut y[s * b * h..(s + 1) * b * h];
         let rows = rows_per_task(b);
-        let rec = &rec;
         g.par_chunks_mut(rows * g4)
             .zip(cs.par_chunks_mut(rows * h))
             .zip(ys.par_chunks_mut(rows * h))
             .zip(c_prev.par_chunks(rows * h))
-            .enumerate()
-            .for_each(|(chunk, (((g, cs), ys), cp))| {
+            .for_each(|(((g, cs), ys), cp)| {
                 for r in 0..cs.len() / h {
-                    let row = chunk * rows + r;
                     let gr = &mut g[r * g4..(r + 1) * g4];
-                    for (k, v) in gr.iter_mut().enumerate() {
-                        *v += rec[k * b + row];
-                    }
                     math::sigmoid(&mut gr[..2 * h]);
                     math::tanh(&mut gr[2 * h..3 * h]);
                     math::sigmoid(&mut gr[3 * h..]);
@@ -199,21 +188,8 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
     let mut dgates = vec![0.0f32; t * b * g4];
     let mut dh = vec![0.0f32; b * h];
     let mut dc = vec![0.0f32; b * h];
-    // dh^T = W_hh^T · dG^T with a row-major copy of W_hh^T runs faster than dG · W_hh when W_hh
-    // does not fit in cache (~20% at H = 1152, where it streams the weight contiguously) and
-    // when H is small (3x at H = 200, where dG · W_hh has only H output columns to split);
-    // dG · W_hh wins in between (1.5x at H = 512). Measured by examples/gemm_shapes.rs.
-    let transposed = h < 384 || g4 * h * 4 > 8 << 20;
-    let w_hh_t: Option<Vec<f32>> = transposed.then(|| {
-        let mut wt = vec![0.0f32; h * g4];
-        for (k, row) in s.w_hh.chunks(h).enumerate() {
-            for (j, v) in row.iter().enumerate() {
-                wt[j * g4 + k] = *v;
-            }
-        }
-        wt
-    });
-    let mut dh_t = vec![0.0f32; if w_hh_t.is_some() { h * b } else { 0 }];
+    // dh_{t-1} = dG_t · W_hh = dG_t · (W_hhᵀ)ᵀ, with W_hhᵀ laid out once (see `Panels`).
+    let w_hh_t = Panels::pack_transposed(&s.w_hh, g4, h);
     // h_{t-1} for every step, in time order: the product dW_hh = dG^T · H_prev needs it.
     let mut h_prev_all = vec![0.0f32; t * b * h];
     let order: Vec<usize> = if s.reverse {
@@ -270,23 +246,7 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
                     }
                 }
             });
-        // dh_{t-1} = dG_t · W_hh
-        match &w_hh_t {
-            Some(wt) => {
-                gemm(&mut dh_t, Mat::new(wt, h, g4), Mat::t(dg, b, g4), false);
-                for (r, row) in dh.chunks_mut(h).enumerate() {
-                    row.iter_mut()
-                        .enumerate()
-                        .for_each(|(j, v)| *v = dh_t[j * b + r]);
-                }
-            }
-            None => gemm(
-                &mut dh,
-                Mat::new(dg, b, g4),
-                Mat::new(&s.w_hh, g4, h),
-                false,
-            ),
-        }
+        w_hh_t.mul_into(&mut dh, dg, b, false);
     }
     let mut dw_hh = vec![0.0f32; g4 * h];
     gemm(

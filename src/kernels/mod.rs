@@ -6,3 +6,4 @@ pub mod gemm;
 pub mod lstm;
 pub mod lstm_op;
 pub mod math;
+pub mod panels;

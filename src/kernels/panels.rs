@@ -1,0 +1,154 @@
+//! A weight laid out once per window for the LSTM's per-step recurrent products.
+//!
+//! The `gemm` crate repacks a row-major left operand into column-major panels on every call: at
+//! batch 32 the recurrent product `h · W_hhᵀ` runs once per timestep over the same weight, and
+//! the repacking (21 MB at H = 1152) is a fifth of its time. [`Panels`] stores the weight in
+//! that layout once, 64 rows a panel, each panel column-major, and multiplies panel by panel,
+//! so the microkernel reads it as it is; the result is written (or added) straight into a
+//! batch-major buffer such as the gates. Measured by `examples/panel_gemm.rs`: 1.2x (forward)
+//! and 1.2–2.5x (backward) over the best plain orientation at H = 200, 512 and 1152.
+
+use rayon::prelude::*;
+
+/// Rows per panel: the microkernel's row block (4 AVX-512 vectors).
+const PANEL: usize = 64;
+
+/// A `[rows, k]` matrix in panels of [`PANEL`] rows, each stored `[k][PANEL]` (zero-padded).
+#[derive(Debug, Clone)]
+pub struct Panels {
+    rows: usize,
+    k: usize,
+    data: Vec<f32>,
+}
+
+/// A pointer that may cross threads: each task writes its own panel's columns only.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: see `mul_into`: the tasks write disjoint elements.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Panels {
+    fn build(rows: usize, k: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Self {
+        let mut data = vec![0.0f32; rows.div_ceil(PANEL) * PANEL * k];
+        data.par_chunks_mut(PANEL * k)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                let r0 = p * PANEL;
+                let n = PANEL.min(rows - r0);
+                for (kk, col) in panel.chunks_mut(PANEL).enumerate() {
+                    for (r, v) in col[..n].iter_mut().enumerate() {
+                        *v = at(r0 + r, kk);
+                    }
+                }
+            });
+        Self { rows, k, data }
+    }
+
+    /// From a row-major `[rows, k]` matrix.
+    pub fn pack(w: &[f32], rows: usize, k: usize) -> Self {
+        assert!(w.len() >= rows * k);
+        Self::build(rows, k, |r, c| w[r * k + c])
+    }
+
+    /// The transpose of a row-major `[k, rows]` matrix, as a `[rows, k]` one.
+    pub fn pack_transposed(w: &[f32], k: usize, rows: usize) -> Self {
+        assert!(w.len() >= rows * k);
+        Self::build(rows, k, |r, c| w[c * rows + r])
+    }
+
+    /// `out = x · selfᵀ` (or `out += …` with `accumulate`): `x` `[n, k]` and `out` `[n, rows]`,
+    /// both row-major.
+    pub fn mul_into(&self, out: &mut [f32], x: &[f32], n: usize, accumulate: bool) {
+        let (rows, k) = (self.rows, self.k);
+        assert!(x.len() >= n * k && out.len() >= n * rows);
+        if rows == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            if !accumulate {
+                out[..n * rows].fill(0.0);
+            }
+            return;
+        }
+        let dst = Out(out.as_mut_ptr());
+        let panel = |p: usize| {
+            let dst = dst;
+            let r0 = p * PANEL;
+            let m = PANEL.min(rows - r0);
+            // SAFETY: the panel's product is `m x n` with depth `k`: its left operand is the
+            // panel's `[k][PANEL]` block (column stride PANEL, row stride 1) inside `data`; the
+            // right operand `xᵀ` (`k x n`, element (kk, j) at `j * k + kk`) lies inside `x`
+            // (checked above); it writes `out[j * rows + r0 + r]` for r < m, j < n, inside
+            // `out`, and no other panel writes those columns.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.0.add(r0),
+                    rows as isize,
+                    1,
+                    accumulate,
+                    self.data.as_ptr().add(p * PANEL * k),
+                    PANEL as isize,
+                    1,
+                    x.as_ptr(),
+                    k as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        };
+        let panels = rows.div_ceil(PANEL);
+        if rows * n * k >= 1 << 18 {
+            (0..panels).into_par_iter().for_each(panel);
+        } else {
+            (0..panels).for_each(panel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(w: &[f32], rows: usize, k: usize, x: &[f32], n: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; n * rows];
+        for j in 0..n {
+            for r in 0..rows {
+                out[j * rows + r] = (0..k).map(|c| w[r * k + c] * x[j * k + c]).sum();
+            }
+        }
+        out
+    }
+
+    /// Both packings against the naive product, for sizes around the panel height, with and
+    /// without accumulation.
+    #[test]
+    fn panel_products_match_the_naive_product() {
+        for (rows, k, n) in [(1, 1, 1), (5, 3, 2), (64, 7, 3), (65, 33, 32), (200, 130, 32)] {
+            let w: Vec<f32> = (0..rows * k).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+            let x: Vec<f32> = (0..n * k).map(|i| ((i * 13) % 7) as f32 * 0.5).collect();
+            let want = naive(&w, rows, k, &x, n);
+            let mut out = vec![0.0f32; n * rows];
+            Panels::pack(&w, rows, k).mul_into(&mut out, &x, n, false);
+            assert_eq!(out, want, "{rows}x{k}, n = {n}");
+            let mut wt = vec![0.0f32; rows * k];
+            for r in 0..rows {
+                for c in 0..k {
+                    wt[c * rows + r] = w[r * k + c];
+                }
+            }
+            let mut acc = vec![1.0f32; n * rows];
+            Panels::pack_transposed(&wt, k, rows).mul_into(&mut acc, &x, n, true);
+            let plus_one: Vec<f32> = want.iter().map(|v| v + 1.0).collect();
+            assert_eq!(acc, plus_one, "transposed, accumulated");
+        }
+    }
+}
