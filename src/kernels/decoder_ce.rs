@@ -20,7 +20,7 @@ use burn_backend::BackendTypes;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
-use super::gemm::{Mat, gemm, gemm_scaled};
+use super::gemm::{Mat, gemm, product};
 use super::lstm::Buf;
 use super::lstm_op::{flex, host};
 use super::math;
@@ -64,8 +64,7 @@ fn exp_row(row: &mut [f32], bias: &[f32]) -> (f32, f32) {
 /// `x` `[N, E]`, `w` `[V, E]`, `bias` `[V]`, targets `[N]` (each `< V`).
 pub fn forward_train(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], dims: Dims) -> CeGrad {
     let (n, e, v) = dims;
-    let mut d = vec![0.0f32; n * v];
-    gemm(&mut d, Mat::new(x, n, e), Mat::t(w, v, e), false);
+    let mut d = product(Mat::new(x, n, e), Mat::t(w, v, e), 1.0);
     let rows = row_block(n);
     let parts: Vec<(f64, Vec<f32>)> = d
         .par_chunks_mut(rows * v)
@@ -123,16 +122,13 @@ pub fn nll_chunked(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], dims: 
 
 /// `dx = scale · d · W` `[N, E]`.
 pub fn grad_x(d: &[f32], w: &[f32], scale: f32, (n, e, v): Dims) -> Vec<f32> {
-    let mut dx = vec![0.0f32; n * e];
-    gemm_scaled(&mut dx, Mat::new(d, n, v), Mat::new(w, v, e), scale);
-    dx
+    product(Mat::new(d, n, v), Mat::new(w, v, e), scale)
 }
 
 /// `dW = scale · d^T · x` `[V, E]`, formed as `x^T · d` `[E, V]` and transposed: with the
 /// long dimension V as the product's columns it runs 10–20% faster (examples/gemm_shapes.rs).
 pub fn grad_w(d: &[f32], x: &[f32], scale: f32, (n, e, v): Dims) -> Vec<f32> {
-    let mut dw_t = vec![0.0f32; e * v];
-    gemm_scaled(&mut dw_t, Mat::t(x, n, e), Mat::new(d, n, v), scale);
+    let dw_t = product(Mat::t(x, n, e), Mat::new(d, n, v), scale);
     math::transpose(&dw_t, e, v)
 }
 

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use burn_flex::FlexTensor;
 
-use super::gemm::{Mat, gemm};
+use super::gemm::{Mat, product};
 use super::math;
 use super::panels::Panels;
 
@@ -82,14 +82,8 @@ pub fn forward(
     reverse: bool,
 ) -> LstmSaved {
     let g4 = 4 * h;
-    let mut gates = vec![0.0f32; t * b * g4];
     // Input projection for every timestep at once.
-    gemm(
-        &mut gates,
-        Mat::new(&x, t * b, i),
-        Mat::t(&w_ih, g4, i),
-        false,
-    );
+    let mut gates = product(Mat::new(&x, t * b, i), Mat::t(&w_ih, g4, i), 1.0);
     if let Some(bias) = bias {
         gates.par_chunks_mut(g4).for_each(|row| {
             row.iter_mut().zip(bias).for_each(|(g, b)| *g += b);
@@ -248,27 +242,9 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
             });
         w_hh_t.mul_into(&mut dh, dg, b, false);
     }
-    let mut dw_hh = vec![0.0f32; g4 * h];
-    gemm(
-        &mut dw_hh,
-        Mat::t(&dgates, t * b, g4),
-        Mat::new(&h_prev_all, t * b, h),
-        false,
-    );
-    let mut dw_ih = vec![0.0f32; g4 * i];
-    gemm(
-        &mut dw_ih,
-        Mat::t(&dgates, t * b, g4),
-        Mat::new(&s.x, t * b, i),
-        false,
-    );
-    let mut dx = vec![0.0f32; t * b * i];
-    gemm(
-        &mut dx,
-        Mat::new(&dgates, t * b, g4),
-        Mat::new(&s.w_ih, g4, i),
-        false,
-    );
+    let dw_hh = product(Mat::t(&dgates, t * b, g4), Mat::new(&h_prev_all, t * b, h), 1.0);
+    let dw_ih = product(Mat::t(&dgates, t * b, g4), Mat::new(&s.x, t * b, i), 1.0);
+    let dx = product(Mat::new(&dgates, t * b, g4), Mat::new(&s.w_ih, g4, i), 1.0);
     let dbias = math::column_sums(&dgates, g4);
     (dx, dw_ih, dw_hh, dbias)
 }
