@@ -68,14 +68,17 @@ fn run(
     )
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
-
-    #[test]
-    fn fused_lstm_matches_the_reference_ops(
-        t in 1usize..9, b in 1usize..6, i in 1usize..7, h in 1usize..9,
-        layers in 1usize..3, bidirectional: bool, bias: bool, batch_first: bool, seed in 0u64..1000,
-    ) {
+/// The fused LSTM against the reference ops: outputs, final state, every weight gradient and
+/// the input gradient.
+#[allow(clippy::too_many_arguments)]
+fn check_fused_lstm(
+    (t, b, i, h): (usize, usize, usize, usize),
+    layers: usize,
+    bidirectional: bool,
+    bias: bool,
+    batch_first: bool,
+    seed: u64,
+) -> Result<(), TestCaseError> {
         let dev = device::cpu_autodiff();
         dev.seed(seed);
         let lstm = LstmConfig::new(i, h)
@@ -104,6 +107,27 @@ proptest! {
             close(k, &fused.3[k], v)?;
         }
         close("dx", &fused.4, &reference.4)?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn fused_lstm_matches_the_reference_ops(
+        t in 1usize..13, b in 1usize..9, i in 1usize..7, h in 1usize..20,
+        layers in 1usize..3, bidirectional: bool, bias: bool, batch_first: bool, seed in 0u64..1000,
+    ) {
+        check_fused_lstm((t, b, i, h), layers, bidirectional, bias, batch_first, seed)?;
+    }
+}
+
+/// A window long and wide enough for the recurrent weight's panel layout, with 4H = 280 rows:
+/// four full panels and a partial one.
+#[test]
+fn fused_lstm_with_the_panel_layout_matches_the_reference_ops() {
+    for bidirectional in [false, true] {
+        check_fused_lstm((12, 6, 5, 70), 2, bidirectional, true, true, 3).unwrap();
     }
 }
 

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use burn_flex::FlexTensor;
 
-use super::gemm::{Mat, product};
+use super::gemm::{Mat, gemm, product};
 use super::math;
 use super::panels::Panels;
 
@@ -39,6 +39,51 @@ impl std::ops::Deref for Buf {
         match self {
             Buf::Owned(v) => v,
             Buf::Flex(t) => t.as_slice::<f32>().expect("made contiguous in from_flex"),
+        }
+    }
+}
+
+/// The recurrent weight `W_hh` `[4H, H]` (or its transpose) as the per-step products
+/// `out = x · Wᵀ` use it: laid out in [`Panels`] once when the window has enough steps and rows
+/// to repay that pass, used as it is otherwise (batch-1 generation runs one step per call,
+/// where laying out 21 MB for a single matrix-vector product would triple its cost).
+enum Recurrent<'a> {
+    Panels(Panels),
+    /// `W_hh` row-major; `transposed`: the product is with `W_hhᵀ`.
+    Plain { w: &'a [f32], transposed: bool, h: usize },
+}
+
+impl<'a> Recurrent<'a> {
+    fn new(w_hh: &'a [f32], (t, b, h): (usize, usize, usize), transposed: bool) -> Self {
+        if t >= 8 && b >= 4 {
+            Recurrent::Panels(if transposed {
+                Panels::pack_transposed(w_hh, 4 * h, h)
+            } else {
+                Panels::pack(w_hh, 4 * h, h)
+            })
+        } else {
+            Recurrent::Plain {
+                w: w_hh,
+                transposed,
+                h,
+            }
+        }
+    }
+
+    /// `out = x · Wᵀ` (or `out += …`): `x` `[n, K]`, `out` `[n, rows]`; for `W_hh`, K = H and
+    /// rows = 4H, for its transpose the other way round.
+    fn mul_into(&self, out: &mut [f32], x: &[f32], n: usize, accumulate: bool) {
+        match self {
+            Recurrent::Panels(p) => p.mul_into(out, x, n, accumulate),
+            Recurrent::Plain { w, transposed, h } => {
+                let (h, g4) = (*h, 4 * *h);
+                let w_t = if *transposed {
+                    Mat::new(w, g4, h)
+                } else {
+                    Mat::t(w, g4, h)
+                };
+                gemm(out, Mat::new(x, n, w_t.rows), w_t, accumulate)
+            }
         }
     }
 }
@@ -91,8 +136,7 @@ pub fn forward(
     }
     let mut c = vec![0.0f32; t * b * h];
     let mut y = vec![0.0f32; t * b * h];
-    // The recurrent weight in the GEMM's own layout, once for the window (see `Panels`).
-    let w_hh_panels = Panels::pack(&w_hh, g4, h);
+    let rec = Recurrent::new(&w_hh, (t, b, h), false);
     let order: Vec<usize> = if reverse {
         (0..t).rev().collect()
     } else {
@@ -108,7 +152,7 @@ pub fn forward(
             ),
         };
         // gates_t += h_{t-1} · W_hhᵀ
-        w_hh_panels.mul_into(&mut gates[s * b * g4..(s + 1) * b * g4], h_prev, b, true);
+        rec.mul_into(&mut gates[s * b * g4..(s + 1) * b * g4], h_prev, b, true);
         let c_prev = c_prev.to_vec();
         let g = &mut gates[s * b * g4..(s + 1) * b * g4];
         let cs = &mut c[s * b * h..(s + 1) * b * h];
@@ -182,8 +226,8 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
     let mut dgates = vec![0.0f32; t * b * g4];
     let mut dh = vec![0.0f32; b * h];
     let mut dc = vec![0.0f32; b * h];
-    // dh_{t-1} = dG_t · W_hh = dG_t · (W_hhᵀ)ᵀ, with W_hhᵀ laid out once (see `Panels`).
-    let w_hh_t = Panels::pack_transposed(&s.w_hh, g4, h);
+    // dh_{t-1} = dG_t · W_hh = dG_t · (W_hhᵀ)ᵀ
+    let rec_t = Recurrent::new(&s.w_hh, (t, b, h), true);
     // h_{t-1} for every step, in time order: the product dW_hh = dG^T · H_prev needs it.
     let mut h_prev_all = vec![0.0f32; t * b * h];
     let order: Vec<usize> = if s.reverse {
@@ -240,7 +284,7 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
                     }
                 }
             });
-        w_hh_t.mul_into(&mut dh, dg, b, false);
+        rec_t.mul_into(&mut dh, dg, b, false);
     }
     let dw_hh = product(Mat::t(&dgates, t * b, g4), Mat::new(&h_prev_all, t * b, h), 1.0);
     let dw_ih = product(Mat::t(&dgates, t * b, g4), Mat::new(&s.x, t * b, i), 1.0);
