@@ -40,18 +40,37 @@ fn decoder(n: usize, e: usize, v: usize) {
         gemm(&mut dw, Mat::t(&d, n, v), Mat::new(&x, n, e), false)
     });
     let mut dw_t = vec![0.0f32; e * v];
-    time(&format!("x^T[{e},{n}] . d[{n},{v}] (transposed dW)"), e, v, n, &mut || {
-        gemm(&mut dw_t, Mat::t(&x, n, e), Mat::new(&d, n, v), false)
-    });
+    time(
+        &format!("x^T[{e},{n}] . d[{n},{v}] (transposed dW)"),
+        e,
+        v,
+        n,
+        &mut || gemm(&mut dw_t, Mat::t(&x, n, e), Mat::new(&d, n, v), false),
+    );
     let mut dw2 = vec![0.0f32; v * e];
-    time(&format!("x^T . d written transposed into dW[{v},{e}]"), e, v, n, &mut || {
-        awd::kernels::gemm::gemm_t(&mut dw2, Mat::t(&x, n, e), Mat::new(&d, n, v), false)
-    });
+    time(
+        &format!("x^T . d written transposed into dW[{v},{e}]"),
+        e,
+        v,
+        n,
+        &mut || awd::kernels::gemm::gemm_t(&mut dw2, Mat::t(&x, n, e), Mat::new(&d, n, v), false),
+    );
     for rows in [128usize, 256, 512] {
         let mut part = vec![0.0f32; rows * v];
-        time(&format!("x[{rows},{e}] . W^T[{e},{v}] (row chunk)"), rows, v, e, &mut || {
-            gemm(&mut part, Mat::new(&x[..rows * e], rows, e), Mat::t(&w, v, e), false)
-        });
+        time(
+            &format!("x[{rows},{e}] . W^T[{e},{v}] (row chunk)"),
+            rows,
+            v,
+            e,
+            &mut || {
+                gemm(
+                    &mut part,
+                    Mat::new(&x[..rows * e], rows, e),
+                    Mat::t(&w, v, e),
+                    false,
+                )
+            },
+        );
     }
     let mut dx = vec![0.0f32; n * e];
     time(&format!("d[{n},{v}] . W[{v},{e}]"), n, e, v, &mut || {
@@ -92,7 +111,14 @@ fn main() {
             g4,
             b,
             h,
-            &mut || gemm(&mut out_t2, Mat::t(&w_cm, h, g4), Mat::t(&hprev, b, h), true),
+            &mut || {
+                gemm(
+                    &mut out_t2,
+                    Mat::t(&w_cm, h, g4),
+                    Mat::t(&hprev, b, h),
+                    true,
+                )
+            },
         );
         let mut out_t3 = vec![0.0f32; g4 * b];
         time(
@@ -100,7 +126,14 @@ fn main() {
             g4,
             b,
             h,
-            &mut || gemm(&mut out_t3, Mat::t(&w_cm, h, g4), Mat::new(&hprev, h, b), true),
+            &mut || {
+                gemm(
+                    &mut out_t3,
+                    Mat::t(&w_cm, h, g4),
+                    Mat::new(&hprev, h, b),
+                    true,
+                )
+            },
         );
         let mut gates = vec![0.0f32; b * g4];
         time(

@@ -4,13 +4,23 @@ fn main() {
     awd::alloc::tune();
     let what = std::env::args().nth(1).unwrap();
     let p = std::env::args().nth(2).unwrap_or("p1".into());
-    let n: usize = std::env::args().nth(3).map(|s| s.parse().unwrap()).unwrap_or(5);
-    let s = if p == "p1" { awd::bench::P1 } else { awd::bench::P2 };
+    let n: usize = std::env::args()
+        .nth(3)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(5);
+    let s = if p == "p1" {
+        awd::bench::P1
+    } else {
+        awd::bench::P2
+    };
     let dev = awd::device::select("cpu").unwrap();
     let t = match what.as_str() {
         "gen" => awd::bench::generate(&s, n, &dev).unwrap(),
         "eval" => awd::bench::eval(&s, n, &dev).unwrap(),
         _ => awd::bench::train(&s, n, &dev).unwrap(),
     };
-    println!("{what} {p} {:.2} ms/step {:.0} tok/s", t.ms_per_step, t.tokens_per_s);
+    println!(
+        "{what} {p} {:.2} ms/step {:.0} tok/s",
+        t.ms_per_step, t.tokens_per_s
+    );
 }

@@ -144,8 +144,7 @@ fn native_model_file_keeps_config_and_vocab() {
 fn load_error(tensors: &BTreeMap<String, HostTensor>) -> String {
     let config = fastai::infer_config(tensors).unwrap();
     fastai::from_state_dict(tensors, &config, &Masks::default(), &device::cpu())
-        .err()
-        .expect("must not load")
+        .expect_err("must not load")
         .to_string()
 }
 

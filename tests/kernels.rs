@@ -79,34 +79,46 @@ fn check_fused_lstm(
     batch_first: bool,
     seed: u64,
 ) -> Result<(), TestCaseError> {
-        let dev = device::cpu_autodiff();
-        dev.seed(seed);
-        let lstm = LstmConfig::new(i, h)
-            .with_num_layers(layers)
-            .with_bidirectional(bidirectional)
-            .with_bias(bias)
-            .with_batch_first(batch_first)
-            .init(&dev);
-        let mask: Vec<f32> = (0..4 * h * h).map(|k| if (k as u64 + seed) % 3 == 0 { 0.0 } else { 2.0 }).collect();
-        let wd = WeightDropout::new(lstm, &["weight_hh_l0"], 0.5, Masks::new(Constant(mask))).unwrap();
-        let shape = if batch_first { [b, t, i] } else { [t, b, i] };
-        let x: Tensor<3> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &dev);
-        let dirs = if bidirectional { 2 } else { 1 };
-        let state = LstmState {
-            h: Tensor::random([layers * dirs, b, h], Distribution::Normal(0.0, 1.0), &dev),
-            c: Tensor::random([layers * dirs, b, h], Distribution::Normal(0.0, 1.0), &dev),
-        };
-        let yshape = if batch_first { [b, t, dirs * h] } else { [t, b, dirs * h] };
-        let r: Tensor<3> = Tensor::random(yshape, Distribution::Normal(0.0, 1.0), &dev);
-        let fused = run(&wd, &x, &state, &r, true);
-        let reference = run(&wd, &x, &state, &r, false);
-        close("y", &fused.0, &reference.0)?;
-        close("h", &fused.1, &reference.1)?;
-        close("c", &fused.2, &reference.2)?;
-        for (k, v) in &reference.3 {
-            close(k, &fused.3[k], v)?;
-        }
-        close("dx", &fused.4, &reference.4)?;
+    let dev = device::cpu_autodiff();
+    dev.seed(seed);
+    let lstm = LstmConfig::new(i, h)
+        .with_num_layers(layers)
+        .with_bidirectional(bidirectional)
+        .with_bias(bias)
+        .with_batch_first(batch_first)
+        .init(&dev);
+    let mask: Vec<f32> = (0..4 * h * h)
+        .map(|k| {
+            if (k as u64 + seed).is_multiple_of(3) {
+                0.0
+            } else {
+                2.0
+            }
+        })
+        .collect();
+    let wd = WeightDropout::new(lstm, &["weight_hh_l0"], 0.5, Masks::new(Constant(mask))).unwrap();
+    let shape = if batch_first { [b, t, i] } else { [t, b, i] };
+    let x: Tensor<3> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &dev);
+    let dirs = if bidirectional { 2 } else { 1 };
+    let state = LstmState {
+        h: Tensor::random([layers * dirs, b, h], Distribution::Normal(0.0, 1.0), &dev),
+        c: Tensor::random([layers * dirs, b, h], Distribution::Normal(0.0, 1.0), &dev),
+    };
+    let yshape = if batch_first {
+        [b, t, dirs * h]
+    } else {
+        [t, b, dirs * h]
+    };
+    let r: Tensor<3> = Tensor::random(yshape, Distribution::Normal(0.0, 1.0), &dev);
+    let fused = run(&wd, &x, &state, &r, true);
+    let reference = run(&wd, &x, &state, &r, false);
+    close("y", &fused.0, &reference.0)?;
+    close("h", &fused.1, &reference.1)?;
+    close("c", &fused.2, &reference.2)?;
+    for (k, v) in &reference.3 {
+        close(k, &fused.3[k], v)?;
+    }
+    close("dx", &fused.4, &reference.4)?;
     Ok(())
 }
 
@@ -206,7 +218,13 @@ mod decoder {
     #[test]
     fn without_autodiff_the_loss_is_computed_in_row_chunks_with_the_same_value() {
         let dev = device::cpu();
-        for n in [1, CHUNK_ROWS - 1, CHUNK_ROWS, CHUNK_ROWS + 1, 2 * CHUNK_ROWS + 100] {
+        for n in [
+            1,
+            CHUNK_ROWS - 1,
+            CHUNK_ROWS,
+            CHUNK_ROWS + 1,
+            2 * CHUNK_ROWS + 100,
+        ] {
             let x: Tensor<2> = Tensor::random([n, 5], Distribution::Normal(0.0, 2.0), &dev);
             let w: Tensor<2> = Tensor::random([37, 5], Distribution::Normal(0.0, 1.0), &dev);
             let b: Tensor<1> = Tensor::random([37], Distribution::Normal(0.0, 1.0), &dev);
@@ -288,17 +306,29 @@ mod adam {
             let mut q = p.clone();
             let (mut sf, mut sb) = (None, None);
             for step in 0..4 {
-                let g: Tensor<2> =
-                    Tensor::random([37, 1000], Distribution::Normal(0.0, 0.1 + step as f64), &dev);
+                let g: Tensor<2> = Tensor::random(
+                    [37, 1000],
+                    Distribution::Normal(0.0, 0.1 + step as f64),
+                    &dev,
+                );
                 let lr = 1e-3 * (step + 1) as f64;
                 (p, sf) = fused.step(lr, p, g.clone(), sf);
                 (q, sb) = burn.step(lr, q, g, sb);
             }
             let (sf, sb) = (sf.unwrap().momentum, sb.unwrap().momentum);
             assert_eq!(sf.time, sb.time);
-            assert!(max_rel_diff(p, q) <= 1e-6, "parameters, weight decay {wd:?}");
-            assert!(max_rel_diff(sf.moment_1, sb.moment_1) <= 1e-6, "first moment");
-            assert!(max_rel_diff(sf.moment_2, sb.moment_2) <= 1e-6, "second moment");
+            assert!(
+                max_rel_diff(p, q) <= 1e-6,
+                "parameters, weight decay {wd:?}"
+            );
+            assert!(
+                max_rel_diff(sf.moment_1, sb.moment_1) <= 1e-6,
+                "first moment"
+            );
+            assert!(
+                max_rel_diff(sf.moment_2, sb.moment_2) <= 1e-6,
+                "second moment"
+            );
         }
     }
 }

@@ -438,10 +438,9 @@ fn two_runs_with_the_same_seed_write_byte_identical_checkpoints() {
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     for d in [&a, &b] {
         let mut args = run_args(d);
-        args.iter_mut()
-            .skip_while(|s| *s != "--epochs")
-            .nth(1)
-            .map(|e| *e = "2".into());
+        if let Some(e) = args.iter_mut().skip_while(|s| *s != "--epochs").nth(1) {
+            *e = "2".into();
+        }
         let o = awd(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(o.status.success());
     }

@@ -13,10 +13,13 @@ use burn::tensor::{Device, Distribution, Tensor};
 use common::*;
 use proptest::prelude::*;
 
+/// The masks a [`Recording`] saw: (shape, values) each, in draw order.
+type Seen = Arc<Mutex<Vec<(Vec<usize>, Vec<f32>)>>>;
+
 /// Passes masks through from an inner source and keeps a copy of each (shape, values).
 struct Recording {
     inner: RngMasks,
-    seen: Arc<Mutex<Vec<(Vec<usize>, Vec<f32>)>>>,
+    seen: Seen,
 }
 
 impl MaskSource for Recording {
@@ -27,7 +30,7 @@ impl MaskSource for Recording {
     }
 }
 
-fn recording(seed: u64) -> (Masks, Arc<Mutex<Vec<(Vec<usize>, Vec<f32>)>>>) {
+fn recording(seed: u64) -> (Masks, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let masks = Masks::new(Recording {
         inner: RngMasks::new(seed),

@@ -8,9 +8,9 @@
 //! it plugs into `ModuleOptimizer` and its records are Burn's; on other backends it runs
 //! Burn's `Adam`.
 
-use burn::optim::{AdamState, AdaptiveMomentumState};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{AdamState, AdaptiveMomentumState};
 use burn::tensor::{Device, Tensor};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
@@ -77,13 +77,18 @@ impl Optimizer for FusedAdam {
             .as_ref()
             .is_none_or(|s| flex(&s.momentum.moment_1) && flex(&s.momentum.moment_2));
         if !(flex(&tensor) && flex(&grad) && state_on_flex)
-            || state.as_ref().is_some_and(|s| s.momentum.max_moment_2.is_some())
+            || state
+                .as_ref()
+                .is_some_and(|s| s.momentum.max_moment_2.is_some())
         {
             return self.reference.step(lr, tensor, grad, state);
         }
         let shape = tensor.shape();
         let (time, moments) = match state {
-            Some(s) => (s.momentum.time + 1, Some((s.momentum.moment_1, s.momentum.moment_2))),
+            Some(s) => (
+                s.momentum.time + 1,
+                Some((s.momentum.moment_1, s.momentum.moment_2)),
+            ),
             None => (1, None),
         };
         let mut p = primitive(tensor).expect("checked above");

@@ -214,14 +214,20 @@ pub fn decoder_cross_entropy(
                 };
                 prep.finish(Arc::new(saved), loss)
             }
-            OpsKind::UnTracked(prep) => prep.finish(mean(nll_chunked(&xv, &wv, &bv, &targets, dims))),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(mean(nll_chunked(&xv, &wv, &bv, &targets, dims)))
+            }
         };
         Some(Tensor::from_primitive::<Ad>(out))
     } else {
         let xf: FlexTensor = x.try_into_primitive::<Flex>().ok()?;
         let wf: FlexTensor = weight.try_into_primitive::<Flex>().ok()?;
         let bf: FlexTensor = bias.try_into_primitive::<Flex>().ok()?;
-        let (xv, wv, bv) = (Buf::from_flex(&xf), Buf::from_flex(&wf), Buf::from_flex(&bf));
+        let (xv, wv, bv) = (
+            Buf::from_flex(&xf),
+            Buf::from_flex(&wf),
+            Buf::from_flex(&bf),
+        );
         let nll = nll_chunked(&xv, &wv, &bv, &targets, dims);
         Some(Tensor::from_primitive::<Flex>(mean(nll)))
     }

@@ -63,7 +63,17 @@ pub fn product(a: Mat<'_>, b: Mat<'_>, scale: f32) -> Vec<f32> {
     // reading it (`accumulate` false, inner dimension > 0), so all `len` values are initialized
     // before `set_len`.
     unsafe {
-        gemm_raw(c.as_mut_ptr(), len, a.rows, b.cols, false, a, b, false, scale);
+        gemm_raw(
+            c.as_mut_ptr(),
+            len,
+            a.rows,
+            b.cols,
+            false,
+            a,
+            b,
+            false,
+            scale,
+        );
         c.set_len(len);
     }
     c
@@ -93,7 +103,19 @@ fn gemm_to(
         return;
     }
     // SAFETY: `c` is an initialized slice, so reading it (when accumulating) is sound.
-    unsafe { gemm_raw(c.as_mut_ptr(), c.len(), rows, cols, c_transposed, a, b, accumulate, scale) }
+    unsafe {
+        gemm_raw(
+            c.as_mut_ptr(),
+            c.len(),
+            rows,
+            cols,
+            c_transposed,
+            a,
+            b,
+            accumulate,
+            scale,
+        )
+    }
 }
 
 /// The product into `len` floats at `c`, which must be valid for writes (and initialized if

@@ -50,7 +50,11 @@ impl std::ops::Deref for Buf {
 enum Recurrent<'a> {
     Panels(Panels),
     /// `W_hh` row-major; `transposed`: the product is with `W_hhᵀ`.
-    Plain { w: &'a [f32], transposed: bool, h: usize },
+    Plain {
+        w: &'a [f32],
+        transposed: bool,
+        h: usize,
+    },
 }
 
 impl<'a> Recurrent<'a> {
@@ -286,7 +290,11 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
             });
         rec_t.mul_into(&mut dh, dg, b, false);
     }
-    let dw_hh = product(Mat::t(&dgates, t * b, g4), Mat::new(&h_prev_all, t * b, h), 1.0);
+    let dw_hh = product(
+        Mat::t(&dgates, t * b, g4),
+        Mat::new(&h_prev_all, t * b, h),
+        1.0,
+    );
     let dw_ih = product(Mat::t(&dgates, t * b, g4), Mat::new(&s.x, t * b, i), 1.0);
     let dx = product(Mat::new(&dgates, t * b, g4), Mat::new(&s.w_ih, g4, i), 1.0);
     let dbias = math::column_sums(&dgates, g4);

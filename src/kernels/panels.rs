@@ -28,6 +28,13 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 impl Panels {
     fn build(rows: usize, k: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Self {
         let mut data = vec![0.0f32; rows.div_ceil(PANEL) * PANEL * k];
@@ -73,7 +80,6 @@ impl Panels {
         }
         let dst = Out(out.as_mut_ptr());
         let panel = |p: usize| {
-            let dst = dst;
             let r0 = p * PANEL;
             let m = PANEL.min(rows - r0);
             // SAFETY: the panel's product is `m x n` with depth `k`: its left operand is the
@@ -86,7 +92,7 @@ impl Panels {
                     m,
                     n,
                     k,
-                    dst.0.add(r0),
+                    dst.at(r0),
                     rows as isize,
                     1,
                     accumulate,
@@ -132,8 +138,16 @@ mod tests {
     /// without accumulation.
     #[test]
     fn panel_products_match_the_naive_product() {
-        for (rows, k, n) in [(1, 1, 1), (5, 3, 2), (64, 7, 3), (65, 33, 32), (200, 130, 32)] {
-            let w: Vec<f32> = (0..rows * k).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+        for (rows, k, n) in [
+            (1, 1, 1),
+            (5, 3, 2),
+            (64, 7, 3),
+            (65, 33, 32),
+            (200, 130, 32),
+        ] {
+            let w: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 37) % 11) as f32 - 5.0)
+                .collect();
             let x: Vec<f32> = (0..n * k).map(|i| ((i * 13) % 7) as f32 * 0.5).collect();
             let want = naive(&w, rows, k, &x, n);
             let mut out = vec![0.0f32; n * rows];
