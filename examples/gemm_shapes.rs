@@ -1,22 +1,12 @@
 //! GFLOP/s of the GEMM shapes an LSTM step uses, in both orientations (for choosing the fused
 //! kernel's layout). `cargo run --release --example gemm_shapes`
-use std::time::Instant;
-
 use awd::kernels::gemm::{Mat, gemm};
 
+#[path = "common/timing.rs"]
+mod timing;
+
 fn time(label: &str, m: usize, n: usize, k: usize, f: &mut dyn FnMut()) {
-    f();
-    let reps = 200;
-    let t = Instant::now();
-    for _ in 0..reps {
-        f();
-    }
-    let s = t.elapsed().as_secs_f64() / reps as f64;
-    println!(
-        "{label:48} {:8.1} us  {:6.1} GFLOP/s",
-        s * 1e6,
-        2.0 * (m * n * k) as f64 / s / 1e9
-    );
+    timing::time(label, (m, n, k), 200, f)
 }
 
 fn decoder(n: usize, e: usize, v: usize) {

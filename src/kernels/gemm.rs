@@ -41,139 +41,150 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `c = accumulate * c + a · b` with `c` row-major `a.rows x b.cols`.
-pub fn gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    gemm_to(c, a.rows, b.cols, false, a, b, accumulate, 1.0)
+/// One product `scale · a · b`, and how it lands in its destination.
+#[derive(Clone, Copy)]
+struct Product<'a> {
+    a: Mat<'a>,
+    b: Mat<'a>,
+    /// The destination holds the transpose (`b.cols x a.rows`, row-major).
+    c_transposed: bool,
+    /// Add to the destination instead of overwriting it.
+    accumulate: bool,
+    scale: f32,
 }
 
-/// `c = scale · a · b` with `c` row-major `a.rows x b.cols` (the scale folded into the product).
-pub fn gemm_scaled(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, scale: f32) {
-    gemm_to(c, a.rows, b.cols, false, a, b, false, scale)
+impl<'a> Product<'a> {
+    fn new(a: Mat<'a>, b: Mat<'a>) -> Self {
+        Self {
+            a,
+            b,
+            c_transposed: false,
+            accumulate: false,
+            scale: 1.0,
+        }
+    }
+
+    /// Into the initialized slice `c`.
+    fn into_slice(self, c: &mut [f32]) {
+        let n = self.a.rows * self.b.cols;
+        assert!(c.len() >= n);
+        if self.a.cols == 0 {
+            if !self.accumulate {
+                c[..n].fill(0.0);
+            }
+            return;
+        }
+        // SAFETY: `c` is an initialized slice of at least `n` values, so reading it (when
+        // accumulating) is sound, and a `&mut` cannot alias the operands.
+        unsafe { self.into_ptr(c.as_mut_ptr()) }
+    }
+
+    /// Into a new buffer, written by the product alone.
+    fn into_vec(self) -> Vec<f32> {
+        let n = self.a.rows * self.b.cols;
+        if self.a.cols == 0 {
+            return vec![0.0; n];
+        }
+        let mut c: Vec<f32> = Vec::with_capacity(n);
+        // SAFETY: without `accumulate` and with an inner dimension > 0 the product writes
+        // every one of the `n` values without reading any, so all are initialized before
+        // `set_len`; the new buffer aliases nothing.
+        unsafe {
+            Product {
+                accumulate: false,
+                ..self
+            }
+            .into_ptr(c.as_mut_ptr());
+            c.set_len(n);
+        }
+        c
+    }
+}
+
+/// `c = accumulate * c + a · b` with `c` row-major `a.rows x b.cols`.
+pub fn gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    Product {
+        accumulate,
+        ..Product::new(a, b)
+    }
+    .into_slice(c)
 }
 
 /// `scale · a · b` as a new row-major `a.rows x b.cols` buffer, written by the product alone:
 /// large results skip the zero-filling pass of `vec![0.0; n]` (a memset of up to 90 MB a step).
 pub fn product(a: Mat<'_>, b: Mat<'_>, scale: f32) -> Vec<f32> {
-    let len = a.rows * b.cols;
-    if a.cols == 0 {
-        return vec![0.0; len];
+    Product {
+        scale,
+        ..Product::new(a, b)
     }
-    let mut c: Vec<f32> = Vec::with_capacity(len);
-    // SAFETY: the product writes every element of the `len`-element destination without
-    // reading it (`accumulate` false, inner dimension > 0), so all `len` values are initialized
-    // before `set_len`.
-    unsafe {
-        gemm_raw(
-            c.as_mut_ptr(),
-            len,
-            a.rows,
-            b.cols,
-            false,
-            a,
-            b,
-            false,
-            scale,
-        );
-        c.set_len(len);
-    }
-    c
+    .into_vec()
 }
 
 /// [`gemm`] into `c` stored transposed: `c` holds the `b.cols x a.rows` row-major transpose of
 /// the product (its element `(i, j)` at `j * a.rows + i`).
 pub fn gemm_t(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    gemm_to(c, a.rows, b.cols, true, a, b, accumulate, 1.0)
+    Product {
+        accumulate,
+        c_transposed: true,
+        ..Product::new(a, b)
+    }
+    .into_slice(c)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn gemm_to(
-    c: &mut [f32],
-    rows: usize,
-    cols: usize,
-    c_transposed: bool,
-    a: Mat<'_>,
-    b: Mat<'_>,
-    accumulate: bool,
-    scale: f32,
-) {
-    if a.cols == 0 {
-        if !accumulate {
-            c[..rows * cols].fill(0.0);
-        }
-        return;
-    }
-    // SAFETY: `c` is an initialized slice, so reading it (when accumulating) is sound.
-    unsafe {
-        gemm_raw(
-            c.as_mut_ptr(),
-            c.len(),
-            rows,
-            cols,
-            c_transposed,
+impl Product<'_> {
+    /// The product into the `a.rows * b.cols` floats at `c`, which must be valid for writes,
+    /// initialized if `accumulate`, and must not overlap `a` or `b`; the inner dimension must be
+    /// > 0.
+    unsafe fn into_ptr(self, c: *mut f32) {
+        let Product {
             a,
             b,
+            c_transposed,
             accumulate,
             scale,
-        )
-    }
-}
-
-/// The product into `len` floats at `c`, which must be valid for writes (and initialized if
-/// `accumulate`) and must not overlap `a` or `b`; the inner dimension must be > 0.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw(
-    c: *mut f32,
-    len: usize,
-    rows: usize,
-    cols: usize,
-    c_transposed: bool,
-    a: Mat<'_>,
-    b: Mat<'_>,
-    accumulate: bool,
-    scale: f32,
-) {
-    let (dst_cs, dst_rs) = if c_transposed {
-        (rows as isize, 1)
-    } else {
-        (1, cols as isize)
-    };
-    let (m, k, n) = (rows, a.cols, cols);
-    assert_eq!(k, b.rows, "inner dimensions");
-    assert!(len >= m * n);
-    assert!(k > 0, "empty inner dimension");
-    if m == 0 || n == 0 {
-        return;
-    }
-    let (a_cs, a_rs) = a.strides();
-    let (b_cs, b_rs) = b.strides();
-    let parallelism = if m * n * k >= 1 << 18 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the views' strides and sizes stay inside their slices (checked above), the
-    // destination holds `m * n` values and does not alias `a` or `b` (the caller's contract).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            dst_cs,
-            dst_rs,
-            accumulate,
-            a.data.as_ptr(),
-            a_cs,
-            a_rs,
-            b.data.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            scale,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+        } = self;
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        assert_eq!(k, b.rows, "inner dimensions");
+        assert!(k > 0, "empty inner dimension");
+        if m == 0 || n == 0 {
+            return;
+        }
+        let (dst_cs, dst_rs) = if c_transposed {
+            (m as isize, 1)
+        } else {
+            (1, n as isize)
+        };
+        let (a_cs, a_rs) = a.strides();
+        let (b_cs, b_rs) = b.strides();
+        let parallelism = if m * n * k >= 1 << 18 {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: the views' strides and sizes stay inside their slices (checked above), the
+        // destination holds `m * n` values and does not alias `a` or `b` (the caller's contract).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c,
+                dst_cs,
+                dst_rs,
+                accumulate,
+                a.data.as_ptr(),
+                a_cs,
+                a_rs,
+                b.data.as_ptr(),
+                b_cs,
+                b_rs,
+                1.0,
+                scale,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
     }
 }
