@@ -118,6 +118,17 @@ fn rows_per_task(b: usize) -> usize {
     b.div_ceil(rayon::current_num_threads().max(1)).max(1)
 }
 
+/// Block `prev` of `buf` to read and block `cur` (another one) to write, blocks of `len`.
+fn prev_and_current(buf: &mut [f32], prev: usize, cur: usize, len: usize) -> (&[f32], &mut [f32]) {
+    if prev < cur {
+        let (a, b) = buf.split_at_mut(cur * len);
+        (&a[prev * len..(prev + 1) * len], &mut b[..len])
+    } else {
+        let (a, b) = buf.split_at_mut(prev * len);
+        (&b[..len], &mut a[cur * len..(cur + 1) * len])
+    }
+}
+
 /// The forward pass. Returns the saved state (outputs in `y`, final `(h, c)` computable from it).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
@@ -148,19 +159,23 @@ pub fn forward(
     };
     let mut prev: Option<usize> = None;
     for &s in &order {
-        let (h_prev, c_prev): (&[f32], &[f32]) = match prev {
-            None => (&h0, &c0),
-            Some(p) => (
-                &y[p * b * h..(p + 1) * b * h],
-                &c[p * b * h..(p + 1) * b * h],
+        let bh = b * h;
+        let (h_prev, ys, c_prev, cs) = match prev {
+            None => (
+                &h0[..],
+                &mut y[s * bh..(s + 1) * bh],
+                &c0[..],
+                &mut c[s * bh..(s + 1) * bh],
             ),
+            Some(p) => {
+                let (h_prev, ys) = prev_and_current(&mut y, p, s, bh);
+                let (c_prev, cs) = prev_and_current(&mut c, p, s, bh);
+                (h_prev, ys, c_prev, cs)
+            }
         };
-        // gates_t += h_{t-1} · W_hhᵀ
-        rec.mul_into(&mut gates[s * b * g4..(s + 1) * b * g4], h_prev, b, true);
-        let c_prev = c_prev.to_vec();
         let g = &mut gates[s * b * g4..(s + 1) * b * g4];
-        let cs = &mut c[s * b * h..(s + 1) * b * h];
-        let ys = &mut y[s * b * h..(s + 1) * b * h];
+        // gates_t += h_{t-1} · W_hhᵀ
+        rec.mul_into(g, h_prev, b, true);
         let rows = rows_per_task(b);
         g.par_chunks_mut(rows * g4)
             .zip(cs.par_chunks_mut(rows * h))
@@ -263,28 +278,33 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
             .enumerate()
             .for_each(|(chunk, (dg, dc))| {
                 let r0 = chunk * rows;
-                let mut tc = vec![0.0f32; h];
+                // tanh(c_t), a block of hidden units at a time (no allocation per step).
+                const BLOCK: usize = 64;
+                let mut tc = [0.0f32; BLOCK];
                 for r in 0..dc.len() / h {
                     let row = r0 + r;
                     let gr = &gates[row * g4..(row + 1) * g4];
-                    tc.copy_from_slice(&cs[row * h..(row + 1) * h]);
-                    math::tanh(&mut tc);
-                    for j in 0..h {
-                        let idx = row * h + j;
-                        let (ig, fg, gg, og) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
-                        let tc = tc[j];
-                        let dht = dys[idx] + dh[idx];
-                        let d_o = dht * tc;
-                        let dct = dc[r * h + j] + dht * og * (1.0 - tc * tc);
-                        let di = dct * gg;
-                        let dgg = dct * ig;
-                        let df = dct * c_prev[idx];
-                        dc[r * h + j] = dct * fg;
-                        let o = &mut dg[r * g4..(r + 1) * g4];
-                        o[j] = di * ig * (1.0 - ig);
-                        o[h + j] = df * fg * (1.0 - fg);
-                        o[2 * h + j] = dgg * (1.0 - gg * gg);
-                        o[3 * h + j] = d_o * og * (1.0 - og);
+                    let o = &mut dg[r * g4..(r + 1) * g4];
+                    for j0 in (0..h).step_by(BLOCK) {
+                        let w = BLOCK.min(h - j0);
+                        tc[..w].copy_from_slice(&cs[row * h + j0..row * h + j0 + w]);
+                        math::tanh(&mut tc[..w]);
+                        for (jj, &tc) in tc[..w].iter().enumerate() {
+                            let j = j0 + jj;
+                            let idx = row * h + j;
+                            let (ig, fg, gg, og) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
+                            let dht = dys[idx] + dh[idx];
+                            let d_o = dht * tc;
+                            let dct = dc[r * h + j] + dht * og * (1.0 - tc * tc);
+                            let di = dct * gg;
+                            let dgg = dct * ig;
+                            let df = dct * c_prev[idx];
+                            dc[r * h + j] = dct * fg;
+                            o[j] = di * ig * (1.0 - ig);
+                            o[h + j] = df * fg * (1.0 - fg);
+                            o[2 * h + j] = dgg * (1.0 - gg * gg);
+                            o[3 * h + j] = d_o * og * (1.0 - og);
+                        }
                     }
                 }
             });
