@@ -4,6 +4,9 @@
 //! `[4H]`, states `[B, H]`; gates in PyTorch's order i, f, g, o. The forward keeps the activated
 //! gates and cell states; the backward runs BPTT over the window and forms the weight gradients
 //! as three large products over all timesteps at once instead of one small product per step.
+//! The per-step recurrent products read `W_hh` (forward) and `W_hhᵀ` (backward) laid out once per
+//! window for the GEMM ([`Panels`]), and write straight into the gates / `dh`; the step loops
+//! allocate nothing.
 
 use rayon::prelude::*;
 

@@ -1,4 +1,11 @@
 //! Fused CPU kernels on Burn's extension points, checked against the reference implementations.
+//!
+//! - [`lstm`] / [`lstm_op`]: a weight-dropped LSTM direction over a window as one autodiff op.
+//! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
+//! - [`adam`]: Burn's Adam in one pass per parameter.
+//! - [`gemm`], [`panels`], [`math`]: the products and vectorized activations they are made of.
+//!
+//! `examples/kernel_times.rs`, `gemm_shapes.rs` and `panel_gemm.rs` measure them.
 
 pub mod adam;
 pub mod decoder_ce;
