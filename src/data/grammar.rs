@@ -39,7 +39,7 @@ fn zipf(words: &[&'static str], mass: f64, next: usize) -> Row {
 }
 
 impl Grammar {
-    /// The built-in grammar: sentences such as "the old dog chases a cat today <eos>".
+    /// The built-in grammar: sentences such as "the old dog chases a cat today `<eos>`".
     pub fn builtin() -> Self {
         let cat = |parts: Vec<Row>| parts.into_iter().flatten().collect::<Row>();
         let rows = vec![

@@ -120,7 +120,7 @@ pub fn product(a: Mat<'_>, b: Mat<'_>, scale: f32) -> Vec<f32> {
     .into_vec()
 }
 
-/// [`gemm`] into `c` stored transposed: `c` holds the `b.cols x a.rows` row-major transpose of
+/// [`gemm()`] into `c` stored transposed: `c` holds the `b.cols x a.rows` row-major transpose of
 /// the product (its element `(i, j)` at `j * a.rows + i`).
 pub fn gemm_t(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     Product {

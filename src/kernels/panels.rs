@@ -13,7 +13,7 @@ use rayon::prelude::*;
 /// Rows per panel: the microkernel's row block (4 AVX-512 vectors).
 const PANEL: usize = 64;
 
-/// A `[rows, k]` matrix in panels of [`PANEL`] rows, each stored `[k][PANEL]` (zero-padded).
+/// A `[rows, k]` matrix in panels of 64 rows, each stored `[k][64]` (zero-padded).
 #[derive(Debug, Clone)]
 pub struct Panels {
     rows: usize,

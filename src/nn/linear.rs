@@ -1,4 +1,4 @@
-//! A fully connected layer in PyTorch's layout (`weight` [out, in], `bias` [out]).
+//! A fully connected layer in PyTorch's layout (`weight` `[out, in]`, `bias` `[out]`).
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};

@@ -2,7 +2,7 @@
 //!
 //! Burn names a parameter by the path of fields leading to it (`layers.0.weight_hh`). PyTorch and
 //! fastai use flat names (`weight_hh_l0`, `weight_hh_l0_raw`). A module declared with
-//! [`renamed_module!`] keeps its parameters in an ordinary derived struct and shows every
+//! [`renamed_module!`](crate::renamed_module) keeps its parameters in an ordinary derived struct and shows every
 //! traversal (records, path selection, the audit) the names its [`PathRenamer`] gives, so there is
 //! one naming everywhere and no translation table to keep in step.
 
