@@ -331,4 +331,19 @@ mod adam {
             );
         }
     }
+
+    /// A parameter that is a view into part of a larger buffer is updated as itself.
+    #[test]
+    fn fused_adam_updates_a_view_as_its_own_values() {
+        let dev = device::cpu();
+        let fused = FusedAdam::new(0.9, 0.999, 1e-8, None);
+        let burn = AdamConfig::new().with_epsilon(1e-8).build();
+        let big: Tensor<2> = Tensor::random([20, 30], Distribution::Normal(0.0, 1.0), &dev);
+        let view = big.narrow(0, 5, 7);
+        let g: Tensor<2> = Tensor::random([7, 30], Distribution::Normal(0.0, 1.0), &dev);
+        let (p, _) = fused.step(1e-2, view.clone(), g.clone(), None);
+        let (q, _) = burn.step(1e-2, view.clone(), g, None);
+        assert!(max_rel_diff(p.clone(), q) <= 1e-6);
+        assert!(max_rel_diff(p, view) > 1e-4, "the step moved the parameter");
+    }
 }

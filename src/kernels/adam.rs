@@ -52,14 +52,13 @@ impl FusedAdam {
     }
 }
 
-/// A flex tensor's primitive, contiguous from offset 0 (`None` on another backend).
+/// A flex tensor's primitive covering its whole buffer (so `storage_mut` is exactly its values;
+/// a view of part of a buffer is copied out), or `None` on another backend.
 fn primitive<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
     let p: FlexTensor = t.try_into_primitive::<Flex>().ok()?;
-    Some(if p.as_slice::<f32>().is_some() {
-        p
-    } else {
-        p.to_contiguous()
-    })
+    // `to_contiguous` returns the same buffer when it already is the whole tensor; `p` is
+    // dropped here, so the result's buffer is not shared on that account.
+    Some(p.to_contiguous())
 }
 
 impl Optimizer for FusedAdam {
