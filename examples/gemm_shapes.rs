@@ -66,6 +66,14 @@ fn decoder(n: usize, e: usize, v: usize) {
     time(&format!("d[{n},{v}] . W[{v},{e}]"), n, e, v, &mut || {
         gemm(&mut dx, Mat::new(&d, n, v), Mat::new(&w, v, e), false)
     });
+    let mut dx_t = vec![0.0f32; e * n];
+    time(
+        &format!("W^T[{e},{v}] . d^T[{v},{n}] (transposed dx)"),
+        e,
+        n,
+        v,
+        &mut || gemm(&mut dx_t, Mat::t(&w, v, e), Mat::t(&d, n, v), false),
+    );
 }
 
 fn main() {
