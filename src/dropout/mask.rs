@@ -270,3 +270,32 @@ pub fn dropout_mask<const D: usize>(
 ) -> Result<Tensor<D>> {
     masks.draw(shape, p, device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mask is the stream's next draws against the threshold, one per entry in order, and
+    /// leaves the stream just past them (checkpoints record that position): two masks in a row,
+    /// several sizes.
+    #[test]
+    fn masks_are_the_stream_in_order() {
+        for n in [1usize, 16383, 16384, 16385, 3 * 16384 + 7] {
+            let mut masks = RngMasks::new(9);
+            let mut reference = ChaCha8Rng::seed_from_u64(9);
+            for _ in 0..2 {
+                let got = masks.mask(&[n], 0.3).unwrap();
+                let mut bits = vec![0u32; n];
+                reference.fill(&mut bits[..]);
+                let threshold = (0.7 * 4_294_967_296.0) as u32;
+                let scale = (1.0 / 0.7f64) as f32;
+                let want: Vec<f32> = bits
+                    .iter()
+                    .map(|&u| if u < threshold { scale } else { 0.0 })
+                    .collect();
+                assert_eq!(got, want, "n = {n}");
+            }
+            assert_eq!(masks.rng.get_word_pos(), reference.get_word_pos());
+        }
+    }
+}
