@@ -134,8 +134,8 @@ proptest! {
     }
 }
 
-/// A window long and wide enough for the recurrent weight's panel layout, with 4H = 280 rows:
-/// four full panels and a partial one.
+/// A window wide enough for the recurrent weight's panel layout, with 4H = 280 rows: four full
+/// panels and a partial one.
 #[test]
 fn fused_lstm_with_the_panel_layout_matches_the_reference_ops() {
     for bidirectional in [false, true] {

@@ -47,9 +47,11 @@ impl std::ops::Deref for Buf {
 }
 
 /// The recurrent weight `W_hh` `[4H, H]` (or its transpose) as the per-step products
-/// `out = x · Wᵀ` use it: laid out in [`Panels`] once when the window has enough steps and rows
-/// to repay that pass, used as it is otherwise (batch-1 generation runs one step per call,
-/// where laying out 21 MB for a single matrix-vector product would triple its cost).
+/// `out = x · Wᵀ` use it: laid out in [`Panels`] once per window when the batch has rows enough
+/// for a matrix product (at 32 rows the layout pass is repaid from the second step on, at
+/// H = 200 to 1152: examples/panel_gemm.rs), used as it is for narrow batches, where the product
+/// is a matrix-vector one (batch-1 generation runs one step per call, and laying out 21 MB for
+/// it would triple its cost).
 enum Recurrent<'a> {
     Panels(Panels),
     /// `W_hh` row-major; `transposed`: the product is with `W_hhᵀ`.
@@ -62,7 +64,7 @@ enum Recurrent<'a> {
 
 impl<'a> Recurrent<'a> {
     fn new(w_hh: &'a [f32], (t, b, h): (usize, usize, usize), transposed: bool) -> Self {
-        if t >= 8 && b >= 4 {
+        if t >= 2 && b >= 4 {
             Recurrent::Panels(if transposed {
                 Panels::pack_transposed(w_hh, 4 * h, h)
             } else {
