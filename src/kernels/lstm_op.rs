@@ -48,7 +48,8 @@ impl Backward<Flex, 4> for LstmBackward {
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let s = &ops.state;
-        let dy = host(&grads.consume::<Flex>(&ops.node));
+        // Borrowed without a copy when the incoming gradient is contiguous.
+        let dy = Buf::from_flex(&grads.consume::<Flex>(&ops.node));
         let (dx, dw_ih, dw_hh, db) = backward(s, &dy);
         let [px, pwih, pwhh, pb] = ops.parents;
         let g4 = 4 * s.h;
