@@ -51,13 +51,14 @@ fn row_block(n: usize) -> usize {
     n.div_ceil(4 * rayon::current_num_threads().max(1)).max(1)
 }
 
-/// Adds the bias to a row of logits and returns `(max, log Σ e^(l - max))`; the row is left
-/// holding `e^(l - max)`.
-fn exp_row(row: &mut [f32], bias: &[f32]) -> (f32, f32) {
+/// Adds the bias to a row of logits and returns the negative log-likelihood of target `t` and
+/// `Σ e^(l - max)`; the row is left holding `e^(l - max)`.
+fn exp_row(row: &mut [f32], bias: &[f32], t: usize) -> (f64, f32) {
+    let target_logit = row[t] + bias[t];
     row.iter_mut().zip(bias).for_each(|(l, b)| *l += b);
     let max = math::max(row);
     let sum = math::exp_shifted_sum(row, max);
-    (max, sum)
+    ((max + sum.ln() - target_logit) as f64, sum)
 }
 
 /// The training forward on host slices: logits, loss and the logit gradient, see [`CeGrad`].
@@ -73,9 +74,8 @@ pub fn forward_train(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], dims
             let mut db = vec![0.0f32; v];
             let mut nll = 0.0f64;
             for (row, &t) in block.chunks_mut(v).zip(ts) {
-                let target_logit = row[t] + bias[t];
-                let (max, sum) = exp_row(row, bias);
-                nll += (max + sum.ln() - target_logit) as f64;
+                let (row_nll, sum) = exp_row(row, bias, t);
+                nll += row_nll;
                 let inv = 1.0 / sum;
                 row.iter_mut().zip(&mut db).for_each(|(p, acc)| {
                     *p *= inv;
@@ -110,11 +110,7 @@ pub fn nll_chunked(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], dims: 
         nll += out
             .par_chunks_mut(v)
             .zip(targets[start..start + rows].par_iter())
-            .map(|(row, &t)| {
-                let target_logit = row[t] + bias[t];
-                let (max, sum) = exp_row(row, bias);
-                (max + sum.ln() - target_logit) as f64
-            })
+            .map(|(row, &t)| exp_row(row, bias, t).0)
             .sum::<f64>();
     }
     nll
