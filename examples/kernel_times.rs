@@ -3,7 +3,7 @@
 //! `cargo run --release --example kernel_times -- p1|p2`.
 use std::time::Instant;
 
-use awd::bench::{P1, P2};
+use awd::bench::{VOCAB, p1, p2};
 use awd::kernels::decoder_ce::{forward_train, grad_w, grad_x, nll_chunked};
 use awd::kernels::lstm::{Buf, backward, forward};
 
@@ -32,16 +32,21 @@ fn random(n: usize, seed: u32) -> Vec<f32> {
 fn main() {
     awd::alloc::tune();
     let s = match std::env::args().nth(1).as_deref() {
-        Some("p2") => P2,
-        _ => P1,
+        Some("p2") => p2(),
+        _ => p1(),
     };
     let reps = 5;
-    let (t, b) = (s.bptt, s.batch);
+    let (t, b) = (s.bptt, s.batch_size);
+    let m = &s.model;
     let n = t * b;
     let mut total = 0.0;
-    for l in 0..s.layers {
-        let i = if l == 0 { s.emb } else { s.hidden };
-        let h = if l + 1 == s.layers { s.emb } else { s.hidden };
+    for l in 0..m.n_layers {
+        let i = if l == 0 { m.emb_size } else { m.hidden_size };
+        let h = if l + 1 == m.n_layers {
+            m.emb_size
+        } else {
+            m.hidden_size
+        };
         let x = random(n * i, 1);
         let w_ih = random(4 * h * i, 2);
         let w_hh = random(4 * h * h, 3);
@@ -69,7 +74,7 @@ fn main() {
         println!("lstm layer {l} ({i}->{h}): forward {fwd:7.2} ms  backward {bwd:7.2} ms");
         total += fwd + bwd;
     }
-    let (e, v) = (s.emb, s.vocab);
+    let (e, v) = (m.emb_size, VOCAB);
     let x = random(n * e, 6);
     let w = random(v * e, 7);
     let bias = random(v, 8);

@@ -9,9 +9,9 @@ fn main() {
         .map(|s| s.parse().unwrap())
         .unwrap_or(5);
     let s = if p == "p1" {
-        awd::bench::P1
+        awd::bench::p1()
     } else {
-        awd::bench::P2
+        awd::bench::p2()
     };
     let dev = awd::device::select("cpu").unwrap();
     let t = match what.as_str() {

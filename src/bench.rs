@@ -1,58 +1,50 @@
-//! Benchmarks of the real model: training steps, evaluation and generation, with peak memory.
+//! Benchmarks of the real model: the training step `awd train` runs, the training loop itself,
+//! evaluation and generation, with peak memory.
 
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::dropout::{Masks, set_training};
+use crate::data::{Dataset, Level, Vocab};
+use crate::dropout::set_training;
 use crate::error::Result;
-use crate::kernels::adam::FusedAdam;
 use crate::model::{AwdLstmConfig, LanguageModel};
+use crate::train::trainer::init_model;
+use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainStep, Trainer};
 
-/// The shapes of one benchmark.
-#[derive(Debug, Clone, Copy)]
-pub struct Shapes {
-    pub vocab: usize,
-    pub emb: usize,
-    pub hidden: usize,
-    pub layers: usize,
-    pub batch: usize,
-    pub bptt: usize,
+/// Vocabulary size of the benchmarks.
+pub const VOCAB: usize = 10_000;
+
+/// The preset whose optimizer, clipping, AR/TAR and dropouts the benchmarks train with.
+pub const PRESET: Preset = Preset::AwdLstmLm;
+
+/// A benchmark configuration: [`PRESET`] at the given sizes, batch 32, fixed windows of `bptt`.
+fn shapes(emb_size: usize, hidden_size: usize, n_layers: usize, bptt: usize) -> TrainConfig {
+    let preset = PRESET.config();
+    TrainConfig {
+        model: AwdLstmConfig {
+            emb_size,
+            hidden_size,
+            n_layers,
+            ..preset.model.clone()
+        },
+        batch_size: 32,
+        bptt,
+        variable_bptt: false,
+        ..preset
+    }
 }
 
 /// P1: vocab 10k, emb 200, hidden 512, 2 layers, batch 32, bptt 35.
-pub const P1: Shapes = Shapes {
-    vocab: 10_000,
-    emb: 200,
-    hidden: 512,
-    layers: 2,
-    batch: 32,
-    bptt: 35,
-};
-/// P2 (AWD-LSTM): vocab 10k, emb 400, hidden 1152, 3 layers, batch 32, bptt 70.
-pub const P2: Shapes = Shapes {
-    vocab: 10_000,
-    emb: 400,
-    hidden: 1152,
-    layers: 3,
-    batch: 32,
-    bptt: 70,
-};
+pub fn p1() -> TrainConfig {
+    shapes(200, 512, 2, 35)
+}
 
-impl Shapes {
-    /// fastai's dropouts (`awd_lstm_lm_config`) at these sizes.
-    pub fn config(&self) -> AwdLstmConfig {
-        AwdLstmConfig {
-            vocab_size: self.vocab,
-            emb_size: self.emb,
-            hidden_size: self.hidden,
-            n_layers: self.layers,
-            ..AwdLstmConfig::default()
-        }
-    }
+/// P2 (AWD-LSTM): vocab 10k, emb 400, hidden 1152, 3 layers, batch 32, bptt 70.
+pub fn p2() -> TrainConfig {
+    shapes(400, 1152, 3, 70)
 }
 
 /// Timings of one benchmark.
@@ -62,51 +54,96 @@ pub struct Timing {
     pub tokens_per_s: f64,
 }
 
-fn tokens(
-    rng: &mut ChaCha8Rng,
-    s: &Shapes,
-    batch: usize,
-    len: usize,
-    device: &Device,
-) -> Tensor<2, Int> {
+fn tokens(rng: &mut ChaCha8Rng, batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
     let v: Vec<i64> = (0..batch * len)
-        .map(|_| rng.random_range(0..s.vocab as i64))
+        .map(|_| rng.random_range(0..VOCAB as i64))
         .collect();
     Tensor::from_data(TensorData::new(v, [batch, len]), device)
 }
 
-/// Full training steps (forward, cross-entropy + AR + TAR, backward, Adam), after one warm-up.
-pub fn train(s: &Shapes, steps: usize, device: &Device) -> Result<Timing> {
+/// Runs the training step of `cfg` (the one `awd train` runs, at `cfg.lr`) over `batches`,
+/// from the model a run of `cfg` starts from. Returns the model and the seconds taken by all
+/// steps but the first (the warm-up).
+pub fn run_steps(
+    cfg: &TrainConfig,
+    vocab: usize,
+    batches: Vec<(Tensor<2, Int>, Tensor<2, Int>)>,
+    device: &Device,
+) -> Result<(LanguageModel, f64)> {
     let device = device.clone().autodiff();
-    let masks = Masks::seeded(0);
-    let mut model = set_training(LanguageModel::new(&s.config(), &masks, &device)?, true);
-    let mut optim = FusedAdam::new(0.9, 0.999, 1e-8, None).init();
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut step = |model: LanguageModel| -> Result<LanguageModel> {
-        let mut model = model;
-        let x = tokens(&mut rng, s, s.batch, s.bptt, &device);
-        let y = tokens(&mut rng, s, s.batch, s.bptt, &device);
-        let (_, loss) = model.loss(x, y, 2.0, 1.0)?;
-        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
-        Ok(optim.step(1e-3, model, grads))
-    };
-    model = step(model)?;
-    let start = Instant::now();
-    for _ in 0..steps {
-        model = step(model)?;
+    let (model, _masks) = init_model(cfg, vocab, &device)?;
+    let mut model = set_training(model, true);
+    let mut step = TrainStep::new(cfg);
+    let mut start = Instant::now();
+    for (i, (x, y)) in batches.into_iter().enumerate() {
+        model = step.lm(model, x, y, cfg.lr)?.0;
+        if i == 0 {
+            device.sync().ok();
+            start = Instant::now();
+        }
     }
     device.sync().ok();
-    Ok(timing(start, steps, s.batch * s.bptt))
+    Ok((model, start.elapsed().as_secs_f64()))
+}
+
+/// `steps` training steps of `cfg` on random tokens, after one warm-up.
+pub fn train(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Timing> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (b, t) = (cfg.batch_size, cfg.bptt);
+    let dev = device.clone().autodiff();
+    let batches = (0..=steps)
+        .map(|_| (tokens(&mut rng, b, t, &dev), tokens(&mut rng, b, t, &dev)))
+        .collect();
+    let (_, secs) = run_steps(cfg, VOCAB, batches, device)?;
+    Ok(timing(secs, steps, b * t))
+}
+
+/// `awd train` itself (data windows, step, progress, metrics) for `steps` steps on random
+/// tokens; the time is the loop's own, without validation and checkpoints.
+pub fn train_loop(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Timing> {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut ids =
+        |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..VOCAB as u32)).collect() };
+    let data = Dataset {
+        vocab: Vocab::from_itos((0..VOCAB).map(|i| format!("t{i}")).collect()),
+        level: Level::Word,
+        train: ids(cfg.batch_size * (cfg.bptt * steps + 2)),
+        valid: ids(cfg.eval_batch_size * (cfg.bptt + 2)),
+        test: None,
+        description: "random tokens".into(),
+        entropy_rate: None,
+    };
+    let dir = tempfile::tempdir().map_err(|e| crate::AwdError::io(std::env::temp_dir(), e))?;
+    let opts = RunOptions {
+        out_dir: dir.path().join("run"),
+        device: device.clone().autodiff(),
+        progress: false,
+        stop: Default::default(),
+    };
+    let cfg = TrainConfig {
+        max_steps: steps,
+        epochs: 1,
+        ..cfg.clone()
+    };
+    match Trainer::new(cfg, data, opts.prepare(false)?)?.run()? {
+        Outcome::Finished(s) => Ok(timing(
+            s.train_s,
+            s.steps,
+            (s.train_tokens as usize).div_ceil(s.steps.max(1)),
+        )),
+        Outcome::Interrupted { .. } => unreachable!("nothing asks this run to stop"),
+    }
 }
 
 /// Evaluation forward passes (no autodiff), after one warm-up.
-pub fn eval(s: &Shapes, steps: usize, device: &Device) -> Result<Timing> {
+pub fn eval(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Timing> {
     let device = device.clone().without_autodiff();
-    let mut model = LanguageModel::new(&s.config(), &Masks::seeded(0), &device)?;
+    let (mut model, _) = init_model(cfg, VOCAB, &device)?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (b, t) = (cfg.batch_size, cfg.bptt);
     let mut run = |model: &mut LanguageModel| -> Result<()> {
-        let x = tokens(&mut rng, s, s.batch, s.bptt, &device);
-        let y = tokens(&mut rng, s, s.batch, s.bptt, &device);
+        let x = tokens(&mut rng, b, t, &device);
+        let y = tokens(&mut rng, b, t, &device);
         let (_, loss) = model.loss(x, y, 0.0, 0.0)?;
         let _ = loss.cross_entropy.into_scalar::<f32>();
         Ok(())
@@ -116,13 +153,13 @@ pub fn eval(s: &Shapes, steps: usize, device: &Device) -> Result<Timing> {
     for _ in 0..steps {
         run(&mut model)?;
     }
-    Ok(timing(start, steps, s.batch * s.bptt))
+    Ok(timing(start.elapsed().as_secs_f64(), steps, b * t))
 }
 
 /// Generation at batch 1: one token in, one sampled token out, `tokens` times.
-pub fn generate(s: &Shapes, tokens_out: usize, device: &Device) -> Result<Timing> {
+pub fn generate(cfg: &TrainConfig, tokens_out: usize, device: &Device) -> Result<Timing> {
     let device = device.clone().without_autodiff();
-    let mut model = LanguageModel::new(&s.config(), &Masks::seeded(0), &device)?;
+    let (mut model, _) = init_model(cfg, VOCAB, &device)?;
     let mut id = 0i64;
     let start = Instant::now();
     for _ in 0..tokens_out {
@@ -130,11 +167,11 @@ pub fn generate(s: &Shapes, tokens_out: usize, device: &Device) -> Result<Timing
         let logits = model.forward(x)?.logits.expect("forward forms the logits");
         id = logits.argmax(2).into_scalar::<i64>();
     }
-    Ok(timing(start, tokens_out, 1))
+    Ok(timing(start.elapsed().as_secs_f64(), tokens_out, 1))
 }
 
-fn timing(start: Instant, steps: usize, tokens_per_step: usize) -> Timing {
-    let secs = start.elapsed().as_secs_f64() / steps.max(1) as f64;
+fn timing(secs: f64, steps: usize, tokens_per_step: usize) -> Timing {
+    let secs = secs / steps.max(1) as f64;
     Timing {
         ms_per_step: secs * 1e3,
         tokens_per_s: tokens_per_step as f64 / secs,

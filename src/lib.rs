@@ -13,6 +13,7 @@ pub mod data;
 pub mod device;
 pub mod dropout;
 pub mod error;
+pub mod hyper;
 pub mod kernels;
 pub mod model;
 pub mod nn;

@@ -8,9 +8,16 @@ use awd::audit::step::audit_step;
 use awd::audit::{Problem, Regularizer, audit};
 use awd::dropout::{MaskOwner, Masks, WeightDropout};
 use awd::nn::{Linear, LinearConfig};
+use awd::train::{TrainConfig, TrainStep};
 use awd::{checkpoint::fastai, device};
 use burn::module::{Module, Param};
+use burn::optim::GradientsParams;
 use burn::tensor::{Distribution, Tensor};
+
+/// The training step with the default configuration's Adam.
+fn adam() -> TrainStep {
+    TrainStep::new(&TrainConfig::default())
+}
 
 fn input(dev: &burn::tensor::Device) -> Tensor<2> {
     Tensor::random([5, 6], Distribution::Normal(0.0, 1.0), dev)
@@ -28,7 +35,7 @@ fn the_real_weight_dropout_passes_with_the_raw_weight_reached_through_its_mask()
     )
     .unwrap();
     let x = input(&dev);
-    let (report, _) = audit_step(wd, &masks, |m| {
+    let (report, _) = audit_step(&mut adam(), wd, &masks, 1e-3, |m| {
         Ok(m.dropped()?.forward(x).powi_scalar(2).sum())
     })
     .unwrap();
@@ -55,7 +62,7 @@ fn a_weight_dropout_that_detaches_the_raw_weight_is_flagged() {
     )
     .unwrap();
     let x = input(&dev);
-    let (report, _) = audit_step(wd, &masks, |wd| {
+    let (report, _) = audit_step(&mut adam(), wd, &masks, 1e-3, |wd| {
         let mut m: Linear = wd.module().clone();
         let raw = m.weight.val();
         let mask = masks.draw_for(
@@ -87,7 +94,7 @@ fn a_mask_that_was_not_applied_is_flagged() {
     )
     .unwrap();
     let x = input(&dev);
-    let (report, _) = audit_step(wd, &masks, |wd| {
+    let (report, _) = audit_step(&mut adam(), wd, &masks, 1e-3, |wd| {
         let m = wd.module().clone();
         let raw = m.weight.val();
         let _unused = masks.draw_for(
@@ -122,6 +129,7 @@ fn a_parameter_counted_twice_is_flagged() {
     let grads = (twice.a.forward(x.clone()) + twice.b.forward(x))
         .sum()
         .backward();
+    let grads = GradientsParams::from_grads(grads, &twice);
     let report = audit(&twice, &grads, &[]);
     assert!(
         report

@@ -80,7 +80,7 @@ fn a_single_file_holds_out_its_tail_and_a_directory_gives_its_splits() {
 fn rows_are_contiguous_and_targets_are_shifted_by_one() {
     let stream: Vec<u32> = (0..23).collect();
     let rows = Rows::new(&stream, 3).unwrap();
-    assert_eq!(rows.len, 7);
+    assert_eq!(rows.row_len, 7);
     let dev = device::cpu();
     let (x, y) = rows.window(2, 3, &dev);
     let x: Vec<i64> = x.into_data().convert::<i64>().try_into_vec().unwrap();

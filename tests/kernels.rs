@@ -150,11 +150,17 @@ fn fused_lstm_runs_without_autodiff_too() {
     let x: Tensor<3> = Tensor::random([2, 5, 3], Distribution::Normal(0.0, 1.0), &dev);
     let (a, sa) = lstm.forward_window(x.clone(), None, true);
     let (b, sb) = lstm.forward_window(x, None, false);
-    let (a, b) = (HostTensor::from_tensor(a), HostTensor::from_tensor(b));
-    for (g, w) in a.values.iter().zip(&b.values) {
-        assert!((g - w).abs() < 1e-5);
+    let host = HostTensor::from_tensor;
+    for (what, got, want) in [
+        ("y", host(a), host(b)),
+        ("h", host(sa.h), host(sb.h)),
+        ("c", host(sa.c), host(sb.c)),
+    ] {
+        assert_eq!(got.shape, want.shape, "{what}");
+        for (g, w) in got.values.iter().zip(&want.values) {
+            assert!((g - w).abs() < 1e-5, "{what}: {g} vs {w}");
+        }
     }
-    assert_eq!(sa.h.dims(), sb.h.dims());
 }
 
 mod decoder {
@@ -273,11 +279,17 @@ fn fused_lstm_matches_the_reference_with_a_large_hidden_size() {
 
 mod adam {
     use awd::device;
-    use awd::kernels::adam::FusedAdam;
+    use awd::kernels::adam::{Decay, FusedAdam};
     use awd::params::HostTensor;
+    use burn::module::{Module, Param, ParamId};
     use burn::optim::decay::WeightDecayConfig;
-    use burn::optim::{AdamConfig, Optimizer};
+    use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer};
     use burn::tensor::{Distribution, Tensor};
+
+    #[derive(Module, Debug)]
+    struct Holder {
+        w: Param<Tensor<2>>,
+    }
 
     fn max_rel_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
         let (a, b) = (HostTensor::from_tensor(a), HostTensor::from_tensor(b));
@@ -289,13 +301,29 @@ mod adam {
             .fold(0.0, f32::max)
     }
 
-    /// Four steps with changing gradients, with and without weight decay (a size that leaves a
-    /// partial parallel chunk): parameters and both moments as Burn's Adam computes them.
+    /// Four steps with changing gradients, without weight decay, with L2 decay and with
+    /// decoupled decay (a size that leaves a partial parallel chunk): parameters and both
+    /// moments as Burn's Adam (or, decoupled, Burn's AdamW) computes them.
     #[test]
     fn fused_adam_matches_burns_adam() {
         let dev = device::cpu();
-        for wd in [None, Some(0.01f32)] {
-            let fused = FusedAdam::new(0.9, 0.98, 1e-8, wd);
+        for decay in [Decay::None, Decay::L2(0.01), Decay::Decoupled(0.1)] {
+            let wd = match decay {
+                Decay::L2(wd) => Some(wd),
+                _ => None,
+            };
+            let fused = FusedAdam::new(0.9, 0.98, 1e-8, decay);
+            let adamw = match decay {
+                Decay::Decoupled(wd) => Some(
+                    AdamWConfig::new()
+                        .with_beta_1(0.9)
+                        .with_beta_2(0.98)
+                        .with_epsilon(1e-8)
+                        .with_weight_decay(wd)
+                        .init(),
+                ),
+                _ => None,
+            };
             let burn = AdamConfig::new()
                 .with_beta_1(0.9)
                 .with_beta_2(0.98)
@@ -305,6 +333,10 @@ mod adam {
             let mut p: Tensor<2> = Tensor::random([37, 1000], Distribution::Normal(0.0, 1.0), &dev);
             let mut q = p.clone();
             let (mut sf, mut sb) = (None, None);
+            let mut w = p.clone();
+            let mut m = adamw;
+            // One id for every step's module, so AdamW keeps its state.
+            let id = ParamId::new();
             for step in 0..4 {
                 let g: Tensor<2> = Tensor::random(
                     [37, 1000],
@@ -313,14 +345,27 @@ mod adam {
                 );
                 let lr = 1e-3 * (step + 1) as f64;
                 (p, sf) = fused.step(lr, p, g.clone(), sf);
+                if let Some(m) = m.as_mut() {
+                    // Through a module, the way Burn's AdamW is used: d(sum(w·g))/dw = g.
+                    let ad = dev.clone().autodiff();
+                    let on = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), &ad);
+                    let module = Holder {
+                        w: Param::initialized(id, on(&w).require_grad()),
+                    };
+                    let loss = (module.w.val() * on(&g)).sum();
+                    let grads = GradientsParams::from_grads(loss.backward(), &module);
+                    w = m.step(lr, module, grads).w.val().inner();
+                }
                 (q, sb) = burn.step(lr, q, g, sb);
+            }
+            if matches!(decay, Decay::Decoupled(_)) {
+                let d = max_rel_diff(p, w);
+                assert!(d <= 1e-6, "parameters, {decay:?}: {d}");
+                continue;
             }
             let (sf, sb) = (sf.unwrap().momentum, sb.unwrap().momentum);
             assert_eq!(sf.time, sb.time);
-            assert!(
-                max_rel_diff(p, q) <= 1e-6,
-                "parameters, weight decay {wd:?}"
-            );
+            assert!(max_rel_diff(p, q) <= 1e-6, "parameters, {decay:?}");
             assert!(
                 max_rel_diff(sf.moment_1, sb.moment_1) <= 1e-6,
                 "first moment"
@@ -336,7 +381,7 @@ mod adam {
     #[test]
     fn fused_adam_updates_a_view_as_its_own_values() {
         let dev = device::cpu();
-        let fused = FusedAdam::new(0.9, 0.999, 1e-8, None);
+        let fused = FusedAdam::new(0.9, 0.999, 1e-8, Decay::None);
         let burn = AdamConfig::new().with_epsilon(1e-8).build();
         let big: Tensor<2> = Tensor::random([20, 30], Distribution::Normal(0.0, 1.0), &dev);
         let view = big.narrow(0, 5, 7);

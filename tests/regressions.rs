@@ -6,7 +6,7 @@ use awd::dropout::{Masks, WeightDropout, set_training};
 use awd::model::{AwdLstmConfig, LanguageModel};
 use awd::nn::{LinearConfig, LstmConfig};
 use awd::params::{HostTensor, named_values, param_paths};
-use awd::train::{Outcome, RunOptions, TrainConfig, Trainer};
+use awd::train::{Outcome, RunOptions, TrainConfig, TrainStep, Trainer};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 
 fn small_lm() -> (LanguageModel, Masks) {
@@ -38,7 +38,8 @@ fn batch() -> (Tensor<2, Int>, Tensor<2, Int>) {
 fn regression_data_detach_raw_weights_receive_gradients_and_are_trained() {
     let (model, masks) = small_lm();
     let (x, y) = batch();
-    let (report, stepped) = audit_step(model.clone(), &masks, |m| {
+    let mut step = TrainStep::new(&TrainConfig::default());
+    let (report, stepped) = audit_step(&mut step, model.clone(), &masks, 1e-3, |m| {
         Ok(m.loss(x, y, 2.0, 1.0)?.1.total)
     })
     .unwrap();
@@ -134,10 +135,13 @@ fn regression_dropout_never_zeroes_raw_weights_in_place() {
     let tmp = tempfile::tempdir().unwrap();
     let data = awd::data::Dataset::grammar(3000, awd::data::Specials::Ptb, 0).unwrap();
     let cfg = TrainConfig {
-        emb_size: 8,
-        hidden_size: 12,
-        n_layers: 2,
-        weight_p: 0.6,
+        model: AwdLstmConfig {
+            emb_size: 8,
+            hidden_size: 12,
+            n_layers: 2,
+            weight_p: 0.6,
+            ..AwdLstmConfig::default()
+        },
         epochs: 2,
         batch_size: 4,
         bptt: 10,
@@ -149,7 +153,7 @@ fn regression_dropout_never_zeroes_raw_weights_in_place() {
         progress: false,
         stop: Default::default(),
     };
-    let mut t = Trainer::new(cfg, data, opts.clone(), false).unwrap();
+    let mut t = Trainer::new(cfg, data, opts.clone().prepare(false).unwrap()).unwrap();
     assert!(matches!(t.run().unwrap(), Outcome::Finished(_)));
     let trained = awd::checkpoint::safetensors::read(&opts.model_path()).unwrap();
     for (k, v) in trained.iter().filter(|(k, _)| k.ends_with("_raw")) {

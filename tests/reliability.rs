@@ -231,8 +231,14 @@ fn fuzz_checkpoint_readers_never_panic_on_mutated_files() {
             }
             let path = tmp.path().join(if which { "m.safetensors" } else { "m.pth" });
             std::fs::write(&path, &bytes).unwrap();
-            let _ = fastai::read_tensors(&path);
-            let _ = native::load(&path, &Masks::default(), &device::cpu());
+            // Either read (the flips hit tensor values only) or refused with the file named.
+            let named = |e: String| e.contains(path.to_str().unwrap());
+            if let Err(e) = fastai::read_tensors(&path) {
+                prop_assert!(named(e.to_string()), "{e}");
+            }
+            if let Err(e) = native::load(&path, &Masks::default(), &device::cpu()) {
+                prop_assert!(named(e.to_string()), "{e}");
+            }
         });
     });
 }
@@ -245,7 +251,8 @@ fn fuzz_random_bytes_as_checkpoints_fail_cleanly() {
             let name = ["x.pth", "x.safetensors", "x.pt"][ext];
             let path = tmp.path().join(name);
             std::fs::write(&path, &bytes).unwrap();
-            prop_assert!(fastai::read_tensors(&path).is_err() || bytes.len() > 8);
+            // 300 random bytes are never a checkpoint.
+            prop_assert!(fastai::read_tensors(&path).is_err());
         });
     });
 }

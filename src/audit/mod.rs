@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::fmt;
 
 use burn::module::{Module, Param, ParamId};
-use burn::tensor::{Gradients, Tensor};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use serde::Serialize;
 
 use crate::dropout::{MaskOwner, MaskRecord};
@@ -130,22 +131,21 @@ impl Report {
 }
 
 struct Collect<'g> {
-    grads: &'g Gradients,
+    grads: &'g GradientsParams,
     out: Vec<(String, ParamId, Vec<usize>, Option<HostTensor>)>,
 }
 
 impl ParamVisitor for Collect<'_> {
     fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        let shape = value.dims().to_vec();
-        let grad = value.grad(self.grads).map(HostTensor::from_tensor);
+        let shape = param.val().dims().to_vec();
+        let grad = self.grads.get::<D>(param.id).map(HostTensor::from_tensor);
         self.out.push((path.to_string(), param.id, shape, grad));
     }
 }
 
 /// Audits `module` after a backward pass that produced `grads`, given the masks drawn in the
 /// forward pass (empty when none were recorded).
-pub fn audit<M: Module>(module: &M, grads: &Gradients, masks: &[MaskRecord]) -> Report {
+pub fn audit<M: Module>(module: &M, grads: &GradientsParams, masks: &[MaskRecord]) -> Report {
     let mut c = Collect {
         grads,
         out: Vec::new(),

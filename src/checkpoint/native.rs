@@ -33,10 +33,20 @@ pub fn save(path: &Path, model: &LanguageModel, info: &ModelInfo) -> Result<()> 
     super::write_atomic(path, &bytes)
 }
 
-/// Reads a model file written by [`save`].
+/// Reads a model file written by [`save`]; a run directory (as `awd train` prints it) stands
+/// for its model file.
 pub fn load(path: &Path, masks: &Masks, device: &Device) -> Result<(LanguageModel, ModelInfo)> {
+    let path = &crate::train::run_dir::model_file(path);
     let bytes = std::fs::read(path).map_err(|e| AwdError::io(path, e))?;
     let bad = |reason: String| AwdError::checkpoint(path, reason);
+    // PyTorch's `.pth` files are zip archives.
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Err(bad(format!(
+            "a PyTorch checkpoint (.pth, e.g. a fastai model), not an awd model file: convert it with \
+             `awd convert {} model.safetensors` (its vocabulary is not inside it)",
+            path.display()
+        )));
+    }
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
     let meta = super::read_awd_metadata(header.metadata().as_ref(), FORMAT).ok_or_else(|| {

@@ -13,7 +13,7 @@ use crate::data::{Dataset, Rows, Source};
 use crate::device;
 use crate::dropout::{Masks, set_training};
 use crate::model::LanguageModel;
-use crate::train::Preset;
+use crate::train::{Preset, TrainStep};
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -72,7 +72,7 @@ fn audited_step(args: &ModelArgs) -> anyhow::Result<(Report, LanguageModel)> {
         },
         // A fresh model takes the data's own vocabulary.
         None => {
-            let m = LanguageModel::new(&preset.model(data.vocab.len()), &masks, &dev)?;
+            let m = LanguageModel::new(&preset.model.with_vocab(data.vocab.len()), &masks, &dev)?;
             (m, None)
         }
     };
@@ -91,8 +91,11 @@ fn audited_step(args: &ModelArgs) -> anyhow::Result<(Report, LanguageModel)> {
     let rows = Rows::new(&ids, args.batch_size)?;
     let (x, y): (Tensor<2, Int>, Tensor<2, Int>) = rows.window(0, args.bptt, &dev);
     let model = set_training(model, true);
-    let (report, model) = audit_step(model, &masks, |m| {
-        Ok(m.loss(x, y, preset.alpha, preset.beta)?.1.total)
+    // The preset's training step (optimizer, clipping, AR/TAR) at its learning rate.
+    let mut step = TrainStep::new(&preset);
+    let (alpha, beta) = (step.alpha, step.beta);
+    let (report, model) = audit_step(&mut step, model, &masks, preset.lr, |m| {
+        Ok(m.loss(x, y, alpha, beta)?.1.total)
     })?;
     Ok((report, model))
 }

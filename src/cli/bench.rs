@@ -1,6 +1,6 @@
 //! `awd bench p1|p2`: training-step, evaluation and generation speed of the real model.
 
-use crate::bench::{self, P1, P2};
+use crate::bench::{self, PRESET};
 use crate::device;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -20,44 +20,68 @@ pub struct BenchArgs {
     /// Also time evaluation and batch-1 generation.
     #[arg(long)]
     pub all: bool,
+    /// Also run `awd train` itself on random tokens and report its loop's speed beside the step's.
+    #[arg(long = "loop")]
+    pub train_loop: bool,
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let device = device::select(&args.device)?;
-    let (name, shapes, default_steps) = match args.config {
-        Config::P1 => ("p1", P1, 10),
-        Config::P2 => ("p2", P2, 3),
+    let (name, cfg, default_steps) = match args.config {
+        Config::P1 => ("p1", bench::p1(), 10),
+        Config::P2 => ("p2", bench::p2(), 3),
     };
     let steps = args.steps.unwrap_or(default_steps).max(1);
+    let m = &cfg.model;
     println!(
-        "{name}: vocab {} emb {} hidden {} layers {} batch {} bptt {}, fastai dropouts, Adam, {steps} steps on {}",
-        shapes.vocab,
-        shapes.emb,
-        shapes.hidden,
-        shapes.layers,
-        shapes.batch,
-        shapes.bptt,
+        "{name}: vocab {} emb {} hidden {} layers {} batch {} bptt {}; preset {PRESET:?}'s step: \
+         {:?} (lr {}, betas {}/{}, eps {}, weight decay {}), clip {}, AR {} TAR {}, its dropouts; \
+         {steps} steps on {}",
+        bench::VOCAB,
+        m.emb_size,
+        m.hidden_size,
+        m.n_layers,
+        cfg.batch_size,
+        cfg.bptt,
+        cfg.optimizer,
+        cfg.lr,
+        cfg.beta1,
+        cfg.beta2,
+        cfg.eps,
+        cfg.weight_decay,
+        cfg.clip,
+        cfg.alpha,
+        cfg.beta,
         args.device
     );
     if args.all {
-        let e = bench::eval(&shapes, steps, &device)?;
+        let e = bench::eval(&cfg, steps, &device)?;
         println!(
             "eval     {:.1} ms/batch  {:.0} tokens/s",
             e.ms_per_step, e.tokens_per_s
         );
-        let g = bench::generate(&shapes, 200, &device)?;
+        let g = bench::generate(&cfg, 200, &device)?;
         println!(
             "generate {:.2} ms/token  {:.0} tokens/s (batch 1)",
             g.ms_per_step, g.tokens_per_s
         );
     }
-    let t = bench::train(&shapes, steps, &device)?;
+    let t = bench::train(&cfg, steps, &device)?;
     println!(
         "train    {:.1} ms/step  {:.0} tokens/s",
         t.ms_per_step, t.tokens_per_s
     );
+    if args.train_loop {
+        let l = bench::train_loop(&cfg, steps, &device)?;
+        println!(
+            "loop     {:.1} ms/step  {:.0} tokens/s  ({:+.1}% over the step)",
+            l.ms_per_step,
+            l.tokens_per_s,
+            100.0 * (l.ms_per_step / t.ms_per_step - 1.0)
+        );
+    }
     println!(
         "train {name} tokens_per_s={:.0} peak_rss_mb={:.0}",
         t.tokens_per_s,

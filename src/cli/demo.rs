@@ -8,11 +8,14 @@ use crate::audit::step::audit_step;
 use crate::device;
 use crate::dropout::{Masks, WeightDropout};
 use crate::nn::{LinearConfig, LstmConfig, LstmState};
+use crate::train::{TrainConfig, TrainStep};
 
 pub fn run(seed: u64) -> anyhow::Result<bool> {
     let dev = device::cpu_autodiff();
     dev.seed(seed);
     let masks = Masks::seeded(seed);
+    // The training step `awd train` runs, with the default configuration's Adam.
+    let mut step = TrainStep::new(&TrainConfig::default());
 
     println!("Linear(2, 4), `weight` and `bias` dropped at p = 0.5; loss = sum(y^2)");
     let linear = WeightDropout::new(
@@ -22,7 +25,7 @@ pub fn run(seed: u64) -> anyhow::Result<bool> {
         masks.clone(),
     )?;
     let x: Tensor<2> = Tensor::random([3, 2], Distribution::Normal(0.0, 1.0), &dev);
-    let (linear_report, _) = audit_step(linear, &masks, |m| {
+    let (linear_report, _) = audit_step(&mut step, linear, &masks, 1e-3, |m| {
         let y = m.dropped()?.forward(x);
         Ok((y.clone() * y).sum())
     })?;
@@ -42,7 +45,7 @@ pub fn run(seed: u64) -> anyhow::Result<bool> {
         h: Tensor::random([1, 20, 7], Distribution::Normal(0.0, 1.0), &dev),
         c: Tensor::random([1, 20, 7], Distribution::Normal(0.0, 1.0), &dev),
     };
-    let (lstm_report, _) = audit_step(lstm, &masks, |m| {
+    let (lstm_report, _) = audit_step(&mut step, lstm, &masks, 1e-3, |m| {
         let (y, s) = m.dropped()?.forward(x, Some(state));
         Ok(y.sum() + (s.h.clone() * s.h).sum() + s.c.sum())
     })?;

@@ -14,7 +14,7 @@ use crate::train::eval::{CacheConfig, bits, mean_loss, mean_loss_with_cache};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// A model file written by `awd train` (model.safetensors).
+    /// A model file written by `awd train` (model.safetensors), or its run directory.
     #[arg(long)]
     pub model: PathBuf,
     /// A text file, or a directory with train/valid/test.txt.

@@ -4,8 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Context;
-
 use crate::data::{Dataset, Level, Source, download};
 use crate::device;
 use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainFlags, Trainer, state};
@@ -128,15 +126,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             ck.progress.epoch + 1,
             ck.progress.step
         );
-        Trainer::resume(data, opts)?
+        Trainer::resume(ck, data, opts)?
     } else {
-        crate::train::trainer::prepare_out_dir(&opts, args.force)?;
         let mut cfg = args.preset.config();
         if let Some(path) = &args.config {
             cfg = TrainConfig::from_toml_file(path, cfg)?;
         }
         args.flags.apply(&mut cfg);
-        cfg.validate()?;
+        // An unusable --out is reported before the data is read.
+        let opts = opts.prepare(args.force)?;
         let data = dataset(&args, &mut cfg)?;
         eprintln!(
             "training on {}: {} tokens, vocabulary {}, {} validation tokens",
@@ -145,10 +143,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             data.vocab.len(),
             data.valid.len()
         );
-        Trainer::new(cfg, data, opts, args.force)?
+        Trainer::new(cfg, data, opts)?
     };
 
-    match trainer.run().context("training")? {
+    match trainer.run()? {
         Outcome::Interrupted { step, checkpoint } => {
             eprintln!(
                 "interrupted at step {step}; checkpoint {} (continue with --resume --out {})",

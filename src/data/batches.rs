@@ -13,7 +13,8 @@ use crate::error::{AwdError, Result};
 pub struct Rows {
     ids: Vec<u32>,
     pub batch: usize,
-    pub len: usize,
+    /// Tokens per row.
+    pub row_len: usize,
 }
 
 impl Rows {
@@ -31,7 +32,7 @@ impl Rows {
         Ok(Self {
             ids: stream[..len * batch].to_vec(),
             batch,
-            len,
+            row_len: len,
         })
     }
 
@@ -43,11 +44,11 @@ impl Rows {
         seq: usize,
         device: &Device,
     ) -> (Tensor<2, Int>, Tensor<2, Int>) {
-        let seq = seq.min(self.len - 1 - i);
+        let seq = seq.min(self.row_len - 1 - i);
         let take = |offset: usize| {
             let mut v = Vec::with_capacity(self.batch * seq);
             for b in 0..self.batch {
-                let row = &self.ids[b * self.len..(b + 1) * self.len];
+                let row = &self.ids[b * self.row_len..(b + 1) * self.row_len];
                 v.extend(row[i + offset..i + offset + seq].iter().map(|&x| x as i64));
             }
             Tensor::from_data(TensorData::new(v, [self.batch, seq]), device)
@@ -57,7 +58,7 @@ impl Rows {
 
     /// Number of target tokens in the rows (windows cover positions `0..len-1`).
     pub fn targets(&self) -> usize {
-        self.batch * (self.len - 1)
+        self.batch * (self.row_len - 1)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Text files → token strings: word level (PTB/WikiText style) or character level.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -136,13 +136,4 @@ impl Source {
             ))
         }
     }
-}
-
-/// Checks that the first bytes of `path` look like text (used before long reads).
-pub fn looks_like_text(path: &Path) -> Result<bool> {
-    let mut f = File::open(path).map_err(|e| AwdError::io(path, e))?;
-    let mut head = vec![0u8; 8192];
-    let n = f.read(&mut head).map_err(|e| AwdError::io(path, e))?;
-    head.truncate(n);
-    Ok(!head.contains(&0))
 }

@@ -21,22 +21,49 @@ pub struct Dataset {
     pub entropy_rate: Option<f64>,
 }
 
-/// Counts of the first `limit` tokens of a file.
-fn count_tokens(path: &Path, level: Level, limit: usize) -> Result<HashMap<String, usize>> {
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    let mut seen = 0usize;
+/// A file's tokens in one pass: its distinct tokens in first-seen order, and the text as indices
+/// into them.
+fn read_indexed(path: &Path, level: Level) -> Result<(Vec<String>, Vec<u32>)> {
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut words = Vec::new();
+    let mut text = Vec::new();
     for_each_token(path, level, |t| {
-        if seen < limit {
-            match counts.get_mut(t) {
-                Some(c) => *c += 1,
-                None => {
-                    counts.insert(t.to_string(), 1);
-                }
+        let i = match index.get(t) {
+            Some(&i) => i,
+            None => {
+                let i = words.len() as u32;
+                index.insert(t.to_string(), i);
+                words.push(t.to_string());
+                i
             }
-        }
-        seen += 1;
+        };
+        text.push(i);
     })?;
-    Ok(counts)
+    Ok((words, text))
+}
+
+/// The vocabulary of the first `limit` tokens of an indexed text, and the whole text's ids in it.
+fn vocab_and_ids(
+    (words, text): (Vec<String>, Vec<u32>),
+    limit: usize,
+    specials: Specials,
+    min_freq: usize,
+    max_vocab: usize,
+) -> Result<(Vocab, Vec<u32>)> {
+    let mut counts = vec![0usize; words.len()];
+    for &i in &text[..limit.min(text.len())] {
+        counts[i as usize] += 1;
+    }
+    let counts: HashMap<String, usize> = words
+        .iter()
+        .zip(counts)
+        .filter(|(_, c)| *c > 0)
+        .map(|(w, c)| (w.clone(), c))
+        .collect();
+    let vocab = Vocab::from_counts(&counts, specials, min_freq, max_vocab)?;
+    let ids_of: Vec<u32> = words.iter().map(|w| vocab.id(w)).collect();
+    let ids = text.iter().map(|&i| ids_of[i as usize]).collect();
+    Ok((vocab, ids))
 }
 
 /// Token ids of a file under `vocab` (unknown tokens become the unknown id).
@@ -56,14 +83,14 @@ impl Dataset {
         min_freq: usize,
         max_vocab: usize,
     ) -> Result<Self> {
-        // Files are streamed: one pass counts tokens, the next encodes them; no token list is
-        // held in memory.
+        // Each file is read once; its distinct tokens are held as strings, the text as ids.
         match source {
             Source::Dir { train, valid, test } => {
-                let counts = count_tokens(train, level, usize::MAX)?;
-                let vocab = Vocab::from_counts(&counts, specials, min_freq, max_vocab)?;
+                let indexed = read_indexed(train, level)?;
+                let (vocab, train_ids) =
+                    vocab_and_ids(indexed, usize::MAX, specials, min_freq, max_vocab)?;
                 Ok(Self {
-                    train: encode_file(train, &vocab, level)?,
+                    train: train_ids,
                     valid: encode_file(valid, &vocab, level)?,
                     test: test
                         .as_ref()
@@ -79,7 +106,8 @@ impl Dataset {
                 path,
                 valid_fraction,
             } => {
-                let total = for_each_token(path, level, |_| {})?;
+                let indexed = read_indexed(path, level)?;
+                let total = indexed.1.len();
                 let n_valid = ((total as f64) * valid_fraction).round() as usize;
                 if n_valid < 2 || total - n_valid < 2 {
                     return Err(AwdError::Corpus {
@@ -88,9 +116,8 @@ impl Dataset {
                     });
                 }
                 let split = total - n_valid;
-                let counts = count_tokens(path, level, split)?;
-                let vocab = Vocab::from_counts(&counts, specials, min_freq, max_vocab)?;
-                let mut ids = encode_file(path, &vocab, level)?;
+                let (vocab, mut ids) =
+                    vocab_and_ids(indexed, split, specials, min_freq, max_vocab)?;
                 let valid = ids.split_off(split);
                 Ok(Self {
                     train: ids,

@@ -18,30 +18,45 @@ use rayon::prelude::*;
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 15;
 
-/// Adam (with L2 weight decay folded into the gradient, as Burn's and PyTorch's `Adam` do).
+/// How weight decay enters the update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decay {
+    None,
+    /// L2: `wd·p` added to the gradient, as Burn's and PyTorch's `Adam` do.
+    L2(f32),
+    /// Decoupled (AdamW, fastai's `true_wd`): `p ← p·(1 − lr·wd)` before the Adam update, as
+    /// Burn's and PyTorch's `AdamW` do.
+    Decoupled(f32),
+}
+
+/// Adam, with L2 or decoupled weight decay.
 #[derive(Clone)]
 pub struct FusedAdam {
     beta_1: f32,
     beta_2: f32,
     epsilon: f32,
-    weight_decay: Option<f32>,
+    decay: Decay,
     /// Burn's Adam with the same settings, for tensors that are not on the flex backend.
     reference: Adam,
 }
 
 impl FusedAdam {
-    pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, weight_decay: Option<f32>) -> Self {
+    pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, decay: Decay) -> Self {
+        let l2 = match decay {
+            Decay::L2(wd) => Some(WeightDecayConfig::new(wd)),
+            _ => None,
+        };
         let reference = AdamConfig::new()
             .with_beta_1(beta_1)
             .with_beta_2(beta_2)
             .with_epsilon(epsilon)
-            .with_weight_decay(weight_decay.map(WeightDecayConfig::new))
+            .with_weight_decay(l2)
             .build();
         Self {
             beta_1,
             beta_2,
             epsilon,
-            weight_decay,
+            decay,
             reference,
         }
     }
@@ -80,7 +95,12 @@ impl Optimizer for FusedAdam {
                 .as_ref()
                 .is_some_and(|s| s.momentum.max_moment_2.is_some())
         {
-            return self.reference.step(lr, tensor, grad, state);
+            let (stepped, state) = self.reference.step(lr, tensor.clone(), grad, state);
+            return match self.decay {
+                // AdamW's update is Adam's minus lr·wd·p.
+                Decay::Decoupled(wd) => (stepped - tensor.mul_scalar(lr * wd as f64), state),
+                _ => (stepped, state),
+            };
         }
         let shape = tensor.shape();
         let (time, moments) = match state {
@@ -103,7 +123,12 @@ impl Optimizer for FusedAdam {
             }
         };
         // Burn's formulas (adam.rs, decay.rs), operation for operation.
-        let (b1, b2, wd) = (self.beta_1, self.beta_2, self.weight_decay);
+        let (b1, b2) = (self.beta_1, self.beta_2);
+        let (l2, keep) = match self.decay {
+            Decay::None => (None, 1.0),
+            Decay::L2(wd) => (Some(wd), 1.0),
+            Decay::Decoupled(wd) => (None, 1.0 - lr as f32 * wd),
+        };
         let (f1, f2) = (1.0 - b1, 1.0 - b2);
         let t = time as i32;
         let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
@@ -118,14 +143,14 @@ impl Optimizer for FusedAdam {
             .zip(gs.par_chunks(CHUNK))
             .for_each(|(((p, m), v), g)| {
                 for k in 0..p.len() {
-                    let g = match wd {
+                    let g = match l2 {
                         Some(wd) => p[k] * wd + g[k],
                         None => g[k],
                     };
                     m[k] = m[k] * b1 + g * f1;
                     v[k] = v[k] * b2 + (g * g) * f2;
                     let update = (m[k] * combined) / (v[k].sqrt() + eps);
-                    p[k] -= update * lr;
+                    p[k] = p[k] * keep - update * lr;
                 }
             });
         let tensor = |t: FlexTensor| Tensor::<D>::from_primitive::<Flex>(t);

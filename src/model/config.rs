@@ -1,60 +1,51 @@
 //! The AWD-LSTM configuration, with fastai's defaults (`awd_lstm_lm_config`).
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{AwdError, Result, check_probability};
 
-/// Sizes and dropouts of an AWD-LSTM language model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AwdLstmConfig {
-    pub vocab_size: usize,
-    pub emb_size: usize,
-    pub hidden_size: usize,
-    pub n_layers: usize,
-    pub pad_token: usize,
-    pub bidirectional: bool,
-    /// Dropout on the decoder's input (the last layer's output).
-    pub output_p: f64,
-    /// Dropout between LSTM layers.
-    pub hidden_p: f64,
-    /// Dropout on the embedded input.
-    pub input_p: f64,
-    /// Dropout of whole embedding rows.
-    pub embed_p: f64,
-    /// DropConnect on each layer's `weight_hh_l0`.
-    pub weight_p: f64,
-    /// Decoder weight tied to the embedding (one parameter).
-    pub tie_weights: bool,
-    pub out_bias: bool,
-}
-
-impl Default for AwdLstmConfig {
-    fn default() -> Self {
-        Self {
-            vocab_size: 0,
-            emb_size: 400,
-            hidden_size: 1152,
-            n_layers: 3,
-            pad_token: 1,
-            bidirectional: false,
-            output_p: 0.1,
-            hidden_p: 0.15,
-            input_p: 0.25,
-            embed_p: 0.02,
-            weight_p: 0.2,
-            tie_weights: true,
-            out_bias: true,
+crate::hyper_params! {
+    /// Sizes and dropouts of an AWD-LSTM language model (fastai's `awd_lstm_lm_config`); the
+    /// `[model]` table of a `--config` file.
+    AwdLstmConfig / ModelFlags {
+        fixed {
+            /// Tokens in the vocabulary (set from the data or the checkpoint, never a flag).
+            vocab_size: usize = 0,
+        }
+        nested {}
+        fields {
+            /// Embedding size.
+            emb_size: usize = 400,
+            /// Hidden size of the inner LSTM layers.
+            hidden_size: usize = 1152,
+            /// Number of LSTM layers.
+            n_layers: usize = 3,
+            /// Id of the padding token (its embedding row gets no gradient).
+            pad_token: usize = 1,
+            /// Bidirectional LSTM layers.
+            bidirectional: bool = false,
+            /// Dropout on the last layer's output (the decoder's input).
+            output_p: f64 = 0.1,
+            /// Dropout between LSTM layers.
+            hidden_p: f64 = 0.15,
+            /// Dropout on the embedded input.
+            input_p: f64 = 0.25,
+            /// Dropout of whole embedding rows.
+            embed_p: f64 = 0.02,
+            /// DropConnect on each layer's recurrent weight `weight_hh_l0`.
+            weight_p: f64 = 0.2,
+            /// Tie the decoder weight to the embedding (one parameter).
+            tie_weights: bool = true,
+            /// A bias in the decoder.
+            out_bias: bool = true,
         }
     }
 }
 
 impl AwdLstmConfig {
-    /// fastai's `awd_lstm_lm_config` for a vocabulary of `vocab_size`.
-    pub fn fastai(vocab_size: usize) -> Self {
+    /// This configuration for a vocabulary of `vocab_size`.
+    pub fn with_vocab(&self, vocab_size: usize) -> Self {
         Self {
             vocab_size,
-            ..Self::default()
+            ..self.clone()
         }
     }
 

@@ -6,6 +6,6 @@ pub mod encoder;
 pub mod lm;
 pub mod loss;
 
-pub use config::AwdLstmConfig;
+pub use config::{AwdLstmConfig, ModelFlags};
 pub use encoder::AwdLstm;
 pub use lm::{LanguageModel, LmLoss, LmOutput};

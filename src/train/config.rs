@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Level, Specials};
 use crate::error::{AwdError, Result};
-use crate::model::AwdLstmConfig;
+use crate::model::{AwdLstmConfig, ModelFlags};
 
 /// Which optimizer steps the raw weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -26,54 +26,16 @@ pub enum Schedule {
     OneCycle,
 }
 
-macro_rules! hyper_params {
-    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr ),* $(,)?) => {
-        /// The configuration of a training run (also the `--config` TOML file's fields).
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-        #[serde(default, deny_unknown_fields)]
-        pub struct TrainConfig {
-            $( $(#[doc = $doc])* pub $name: $ty, )*
-        }
-
-        impl Default for TrainConfig {
-            fn default() -> Self {
-                Self { $( $name: $default, )* }
-            }
-        }
-
-        /// The same fields as command-line flags; a flag given overrides preset and file.
-        #[derive(Debug, Clone, Default, clap::Args)]
-        pub struct TrainFlags {
-            $( $(#[doc = $doc])* #[arg(long)] pub $name: Option<$ty>, )*
-        }
-
-        impl TrainFlags {
-            pub fn apply(&self, config: &mut TrainConfig) {
-                $( if let Some(v) = &self.$name { config.$name = v.clone(); } )*
-            }
-        }
-    };
-}
-
-hyper_params! {
-    /// Embedding size.
-    emb_size: usize = 400,
-    /// Hidden size of the inner LSTM layers.
-    hidden_size: usize = 1152,
-    /// Number of LSTM layers.
-    n_layers: usize = 3,
-    /// Dropout on the last layer's output.
-    output_p: f64 = 0.1,
-    /// Dropout between LSTM layers.
-    hidden_p: f64 = 0.15,
-    /// Dropout on the embedded input.
-    input_p: f64 = 0.25,
-    /// Dropout of whole embedding rows.
-    embed_p: f64 = 0.02,
-    /// DropConnect on the recurrent weights.
-    weight_p: f64 = 0.2,
-    /// Tie the decoder weight to the embedding.
-    tie_weights: bool = true,
+crate::hyper_params! {
+    /// The configuration of a training run (also the `--config` TOML file's fields; the model's
+    /// are its `[model]` table).
+    TrainConfig / TrainFlags {
+    fixed {}
+    nested {
+    /// The model's sizes and dropouts.
+    model: AwdLstmConfig / ModelFlags,
+    }
+    fields {
     /// Token level: word or char.
     level: Level = Level::Word,
     /// Special tokens: fastai or ptb.
@@ -126,6 +88,8 @@ hyper_params! {
     log_every: usize = 50,
     /// Tokens of the built-in grammar corpus (when no --data is given).
     grammar_tokens: usize = 60000,
+    }
+    }
 }
 
 /// A named set of hyper-parameters.
@@ -146,14 +110,17 @@ impl Preset {
         let base = TrainConfig::default();
         match self {
             Preset::Tiny => TrainConfig {
-                emb_size: 32,
-                hidden_size: 64,
-                n_layers: 2,
-                output_p: 0.1,
-                hidden_p: 0.1,
-                input_p: 0.1,
-                embed_p: 0.0,
-                weight_p: 0.1,
+                model: AwdLstmConfig {
+                    emb_size: 32,
+                    hidden_size: 64,
+                    n_layers: 2,
+                    output_p: 0.1,
+                    hidden_p: 0.1,
+                    input_p: 0.1,
+                    embed_p: 0.0,
+                    weight_p: 0.1,
+                    ..base.model.clone()
+                },
                 specials: Specials::Ptb,
                 epochs: 4,
                 batch_size: 16,
@@ -173,13 +140,16 @@ impl Preset {
                 ..base
             },
             Preset::Ptb => TrainConfig {
-                emb_size: 400,
-                hidden_size: 1150,
-                output_p: 0.4,
-                hidden_p: 0.25,
-                input_p: 0.4,
-                embed_p: 0.1,
-                weight_p: 0.5,
+                model: AwdLstmConfig {
+                    emb_size: 400,
+                    hidden_size: 1150,
+                    output_p: 0.4,
+                    hidden_p: 0.25,
+                    input_p: 0.4,
+                    embed_p: 0.1,
+                    weight_p: 0.5,
+                    ..base.model.clone()
+                },
                 specials: Specials::Ptb,
                 min_freq: 1,
                 epochs: 500,
@@ -194,12 +164,18 @@ impl Preset {
                 nonmono: 5,
                 ..base
             },
-            Preset::Wt2 => TrainConfig {
-                input_p: 0.65,
-                hidden_p: 0.2,
-                epochs: 750,
-                ..Preset::Ptb.config()
-            },
+            Preset::Wt2 => {
+                let ptb = Preset::Ptb.config();
+                TrainConfig {
+                    model: AwdLstmConfig {
+                        input_p: 0.65,
+                        hidden_p: 0.2,
+                        ..ptb.model.clone()
+                    },
+                    epochs: 750,
+                    ..ptb
+                }
+            }
         }
     }
 }
@@ -211,38 +187,18 @@ impl TrainConfig {
         let table: toml::Table = text
             .parse()
             .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))?;
-        // Fields absent from the file keep the preset's values.
+        // Fields absent from the file (also inside its `[model]` table) keep the preset's values.
         let mut merged =
             toml::Table::try_from(&base).map_err(|e| AwdError::Config(e.to_string()))?;
-        merged.extend(table);
+        merge(&mut merged, table);
         merged
             .try_into()
             .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))
     }
 
-    /// The model's configuration for a vocabulary of `vocab_size`.
-    pub fn model(&self, vocab_size: usize) -> AwdLstmConfig {
-        AwdLstmConfig {
-            vocab_size,
-            emb_size: self.emb_size,
-            hidden_size: self.hidden_size,
-            n_layers: self.n_layers,
-            output_p: self.output_p,
-            hidden_p: self.hidden_p,
-            input_p: self.input_p,
-            embed_p: self.embed_p,
-            weight_p: self.weight_p,
-            tie_weights: self.tie_weights,
-            ..AwdLstmConfig::default()
-        }
-    }
-
     /// Ranges every value must lie in; the error names the flag.
     pub fn validate(&self) -> Result<()> {
         let positive = [
-            ("emb-size", self.emb_size),
-            ("hidden-size", self.hidden_size),
-            ("n-layers", self.n_layers),
             ("epochs", self.epochs),
             ("batch-size", self.batch_size),
             ("bptt", self.bptt),
@@ -280,6 +236,18 @@ impl TrainConfig {
         if !(self.valid_fraction > 0.0 && self.valid_fraction < 1.0) {
             return Err(bad("valid-fraction", self.valid_fraction, "(0, 1)"));
         }
-        self.model(self.max_vocab.max(1)).validate()
+        self.model.with_vocab(self.max_vocab.max(1)).validate()
+    }
+}
+
+/// Writes `over`'s values into `base`, table by table.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
     }
 }

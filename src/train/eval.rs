@@ -23,7 +23,7 @@ pub fn mean_loss(
     model.reset();
     let (mut total, mut count) = (0.0f64, 0usize);
     let mut i = 0;
-    while i < rows.len - 1 {
+    while i < rows.row_len - 1 {
         let (x, y) = rows.window(i, bptt, device);
         let seq = x.dims()[1];
         let (_, loss) = model.loss(x, y, 0.0, 0.0)?;
@@ -66,7 +66,7 @@ pub fn mean_loss_with_cache(
     let mut past_y: Vec<VecDeque<usize>> = vec![VecDeque::new(); batch];
     let (mut total, mut count) = (0.0f64, 0usize);
     let mut i = 0;
-    while i < rows.len - 1 {
+    while i < rows.row_len - 1 {
         let (x, y) = rows.window(i, bptt, device);
         let [b, seq] = x.dims();
         let out = model.forward(x)?;

@@ -6,8 +6,13 @@ pub mod eval;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod report;
+pub mod run_dir;
 pub mod state;
+pub mod step;
 pub mod trainer;
 
 pub use config::{OptimizerKind, Preset, Schedule, TrainConfig, TrainFlags};
-pub use trainer::{Outcome, RunOptions, Summary, Trainer};
+pub use run_dir::{Prepared, RunOptions};
+pub use step::{Group, StepStats, TrainStep};
+pub use trainer::{Outcome, Summary, Trainer};

@@ -6,33 +6,24 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Tensor;
 
 use super::config::{OptimizerKind, Schedule, TrainConfig};
-use crate::kernels::adam::FusedAdam;
+use crate::kernels::adam::{Decay, FusedAdam};
 use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
 
 /// The optimizer for `kind` (Burn's, Adam computed in one pass: [`FusedAdam`]), with the run's betas, epsilon and weight decay. Clipping is done
 /// by [`clip_global_norm`], not by the optimizer (Burn clips each tensor on its own).
 pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> ModuleOptimizer {
-    let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    let wd = cfg.weight_decay as f32;
+    let adam = |decay| FusedAdam::new(cfg.beta1 as f32, cfg.beta2 as f32, cfg.eps as f32, decay);
     match kind {
-        OptimizerKind::Adam => FusedAdam::new(
-            cfg.beta1 as f32,
-            cfg.beta2 as f32,
-            cfg.eps as f32,
-            (cfg.weight_decay > 0.0).then_some(cfg.weight_decay as f32),
-        )
-        .init(),
-        OptimizerKind::Adamw => AdamWConfig::new()
-            .with_beta_1(cfg.beta1 as f32)
-            .with_beta_2(cfg.beta2 as f32)
-            .with_epsilon(cfg.eps as f32)
-            .with_weight_decay(cfg.weight_decay as f32)
-            .init(),
+        OptimizerKind::Adam if wd > 0.0 => adam(Decay::L2(wd)).init(),
+        OptimizerKind::Adam => adam(Decay::None).init(),
+        OptimizerKind::Adamw => adam(Decay::Decoupled(wd)).init(),
         OptimizerKind::Sgd => SgdConfig::new()
-            .with_weight_decay(decay)
+            .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
             .with_momentum((cfg.beta1 > 0.0).then(|| {
                 MomentumConfig::new()
                     .with_momentum(cfg.beta1)
@@ -42,26 +33,41 @@ pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> ModuleOptimizer {
     }
 }
 
-/// The 2-norm of each parameter's gradient, by path (parameters without a gradient are absent).
+/// The 2-norm of each parameter's gradient, by path (parameters without a gradient are absent),
+/// read from the device in one transfer.
 pub fn grad_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(String, ParamId, f64)> {
     struct Norms<'a> {
         grads: &'a GradientsParams,
-        out: Vec<(String, ParamId, f64)>,
+        names: Vec<(String, ParamId)>,
+        squares: Vec<Tensor<1>>,
     }
     impl ParamVisitor for Norms<'_> {
         fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                let sq: f64 = (g.clone() * g).sum().into_scalar::<f64>();
-                self.out.push((path.to_string(), param.id, sq.sqrt()));
+                self.squares.push(g.square().sum());
+                self.names.push((path.to_string(), param.id));
             }
         }
     }
     let mut v = Norms {
         grads,
-        out: Vec::new(),
+        names: Vec::new(),
+        squares: Vec::new(),
     };
     visit_params(module, &mut v);
-    v.out
+    if v.squares.is_empty() {
+        return Vec::new();
+    }
+    let squares: Vec<f64> = Tensor::cat(v.squares, 0)
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .expect("f64 values");
+    v.names
+        .into_iter()
+        .zip(squares)
+        .map(|((path, id), sq)| (path, id, sq.sqrt()))
+        .collect()
 }
 
 /// The first parameter whose gradient norm is NaN or infinite, by path.

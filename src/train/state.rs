@@ -7,15 +7,23 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, Param, ParamId};
-use burn::tensor::Tensor;
+use burn::optim::OptimizerRecord;
+use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::config::{OptimizerKind, TrainConfig};
+use super::optim::Averager;
+use super::step::TrainStep;
 use crate::checkpoint::safetensors::{Entry, parse_entries, serialize_entries};
 use crate::checkpoint::{awd_metadata, read_awd_metadata, write_atomic};
-use crate::data::Level;
+use crate::data::{Dataset, Level, WindowLengths};
+use crate::dropout::{Masks, RngMasks};
 use crate::error::{AwdError, Result};
-use crate::params::{HostTensor, ParamMapper, ParamVisitor, map_params, visit_params};
+use crate::model::LanguageModel;
+use crate::nn::LstmState;
+use crate::params::{
+    HostTensor, ParamMapper, ParamVisitor, load_values, map_params, named_values, visit_params,
+};
 
 const FORMAT: &str = "awd-train-state/1";
 
@@ -53,6 +61,145 @@ pub struct TrainCheckpoint {
     /// Per layer: (h, c), the state carried into the next window.
     pub hidden: Vec<(HostTensor, HostTensor)>,
     pub averaged_count: usize,
+}
+
+/// What a run holds in memory beside the model, restored from a checkpoint or captured into one.
+pub struct Live {
+    pub step: TrainStep,
+    pub masks: Masks,
+    pub windows: WindowLengths,
+}
+
+impl Progress {
+    /// A run that has not started.
+    pub fn start(optimizer: OptimizerKind) -> Self {
+        Self {
+            epoch: 0,
+            pos: 0,
+            step: 0,
+            best_val: None,
+            val_losses: Vec::new(),
+            optimizer,
+            averaging: false,
+            masks_rng: Vec::new(),
+            windows_rng: (String::new(), 0),
+            param_ids: BTreeMap::new(),
+            tokens: 0,
+            finished: false,
+        }
+    }
+}
+
+/// The window-length RNG of a run of `cfg`.
+pub fn window_lengths(cfg: &TrainConfig) -> WindowLengths {
+    WindowLengths::new(cfg.bptt, cfg.variable_bptt, cfg.seed.wrapping_add(1))
+}
+
+impl TrainCheckpoint {
+    /// The checkpoint of a run: `progress` with the RNG positions and parameter ids filled in.
+    pub fn capture(
+        cfg: &TrainConfig,
+        data: &Dataset,
+        mut progress: Progress,
+        model: &LanguageModel,
+        live: &Live,
+    ) -> Result<Self> {
+        progress.masks_rng = live.masks.state().unwrap_or_default();
+        let (pos, stream) = live.windows.state();
+        progress.windows_rng = (pos.to_string(), stream);
+        progress.param_ids = param_ids(model);
+        let host = |s: &LstmState| {
+            (
+                HostTensor::from_tensor(s.h.clone()),
+                HostTensor::from_tensor(s.c.clone()),
+            )
+        };
+        let hidden = match model.encoder().state() {
+            Some(s) if progress.pos > 0 => s.iter().map(host).collect(),
+            _ => Vec::new(),
+        };
+        let averager = live.step.averager.as_ref();
+        let averages = averager
+            .map(|a| {
+                a.sums
+                    .iter()
+                    .map(|(k, v)| (k.clone(), HostTensor::from_tensor(v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let optimizer = live
+            .step
+            .optim
+            .to_record()
+            .into_bytes()
+            .map_err(|e| AwdError::Config(format!("optimizer state: {e:?}")))?;
+        Ok(Self {
+            config: cfg.clone(),
+            vocab: data.vocab.itos().to_vec(),
+            level: data.level,
+            model: named_values(model).into_iter().collect(),
+            optimizer: canonical_optimizer_bytes(optimizer.to_vec())?,
+            averages,
+            hidden,
+            averaged_count: averager.map_or(0, |a| a.count),
+            progress,
+        })
+    }
+
+    /// The run as it was: weights, carried state, optimizer, averages and RNG positions.
+    /// `path` names the checkpoint in errors.
+    pub fn restore(&self, path: &Path, device: &Device) -> Result<(LanguageModel, Live)> {
+        let bad = |what: &str| AwdError::checkpoint(path, format!("{what} unreadable"));
+        let (cfg, p) = (&self.config, &self.progress);
+        let masks =
+            Masks::new(RngMasks::from_state(&p.masks_rng).ok_or_else(|| bad("mask RNG state"))?);
+        let model = LanguageModel::new(&cfg.model.with_vocab(self.vocab.len()), &masks, device)?;
+        let model = load_values(model, &self.model)
+            .map_err(|e| AwdError::checkpoint(path, e.to_string()))?;
+        let mut model = restore_param_ids(model, &p.param_ids);
+        if !self.hidden.is_empty() {
+            let layer = |(h, c): &(HostTensor, HostTensor)| {
+                Ok(LstmState {
+                    h: h.to_tensor(device)?,
+                    c: c.to_tensor(device)?,
+                })
+            };
+            model.parts.encoder.hidden =
+                Some(self.hidden.iter().map(layer).collect::<Result<_>>()?);
+        }
+        let mut step = TrainStep::new(cfg);
+        if p.averaging {
+            step.start_averaging(cfg);
+            let plain = device.clone().without_autodiff();
+            let mut sums = BTreeMap::new();
+            for (k, v) in &self.averages {
+                let flat = HostTensor::new(vec![v.values.len()], v.values.clone());
+                sums.insert(k.clone(), flat.to_tensor::<1>(&plain)?);
+            }
+            step.averager = Some(Averager {
+                count: self.averaged_count,
+                sums,
+            });
+        }
+        let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(self.optimizer.clone()))
+            .map_err(|_| bad("optimizer state"))?;
+        step.optim = step.optim.load_record(record);
+        let mut windows = window_lengths(cfg);
+        let pos: u128 = p
+            .windows_rng
+            .0
+            .parse()
+            .map_err(|_| bad("window RNG state"))?;
+        windows.restore((pos, p.windows_rng.1));
+        Ok((
+            model,
+            Live {
+                step,
+                masks,
+                windows,
+            },
+        ))
+    }
 }
 
 pub fn save(path: &Path, c: &TrainCheckpoint) -> Result<()> {

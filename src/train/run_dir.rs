@@ -1,0 +1,77 @@
+//! A run's directory: what it holds, and how it is claimed without overwriting an earlier run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use burn::tensor::Device;
+
+use crate::error::{AwdError, Result};
+
+/// Where a run writes, and how it is driven.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub device: Device,
+    /// Draw a progress bar on the terminal.
+    pub progress: bool,
+    /// Set (by Ctrl-C) to stop after the current step, saving a checkpoint.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The model file of a run directory.
+pub const MODEL_FILE: &str = "model.safetensors";
+
+impl RunOptions {
+    pub fn model_path(&self) -> PathBuf {
+        self.out_dir.join(MODEL_FILE)
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.out_dir.join("train-state.safetensors")
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.out_dir.join("metrics.csv")
+    }
+    pub fn plot_path(&self) -> PathBuf {
+        self.out_dir.join("curves.png")
+    }
+
+    /// Creates the output directory, checked writable; refuses to overwrite an earlier run
+    /// unless asked to. Only a prepared directory starts a [`Trainer`](super::Trainer).
+    pub fn prepare(self, overwrite: bool) -> Result<Prepared> {
+        let dir = &self.out_dir;
+        std::fs::create_dir_all(dir).map_err(|e| AwdError::io(dir, e))?;
+        for p in [self.state_path(), self.model_path()] {
+            if p.exists() && !overwrite {
+                return Err(AwdError::Config(format!(
+                    "{} holds a run already ({}): pass --resume to continue it or --force to start over",
+                    dir.display(),
+                    file_name(&p)
+                )));
+            }
+        }
+        // Fail now, not at the first checkpoint, if the directory cannot be written.
+        let probe = tempfile::NamedTempFile::new_in(dir).map_err(|e| AwdError::io(dir, e))?;
+        drop(probe);
+        Ok(Prepared(self))
+    }
+}
+
+/// Run options whose directory [`RunOptions::prepare`] has claimed.
+#[derive(Debug, Clone)]
+pub struct Prepared(pub(crate) RunOptions);
+
+/// A model path as given: a run directory stands for its model file.
+pub fn model_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(MODEL_FILE)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default()
+}

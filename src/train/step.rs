@@ -1,0 +1,172 @@
+//! The training step, the one every loop runs (`awd train`, `awd bench`, `awd audit`, and any
+//! later loop): forward and loss, backward, global-norm clipping, the optimizer step over
+//! parameter groups, and NT-ASGD's averaging.
+
+use std::collections::HashSet;
+
+use burn::module::{Module, Param, ParamGroup, ParamId};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Int, Tensor};
+
+use super::config::{OptimizerKind, TrainConfig};
+use super::optim::{Averager, build, clip_global_norm, grad_norms, non_finite_gradient};
+use crate::error::{AwdError, Result};
+use crate::model::LanguageModel;
+use crate::params::{ParamMapper, map_params};
+
+/// Parameters that train together: one learning-rate factor, frozen or not.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub ids: Vec<ParamId>,
+    /// This group's learning rate is the step's times `lr_factor` (fastai's discriminative rates).
+    pub lr_factor: f64,
+    /// A frozen group's parameters get no gradient (autodiff does not track them) and no update.
+    pub frozen: bool,
+}
+
+/// What one step measured.
+#[derive(Debug, Clone, Copy)]
+pub struct StepStats {
+    /// The loss the step reports (the language model's: cross-entropy without AR/TAR).
+    pub loss: f64,
+    /// The 2-norm of all gradients together, before clipping.
+    pub grad_norm: f64,
+}
+
+/// Optimizer, clipping and groups: the state a loop keeps between steps.
+#[derive(Clone)]
+pub struct TrainStep {
+    pub optim: ModuleOptimizer,
+    /// Clip the gradient to this global 2-norm (0: no clipping).
+    pub clip: f64,
+    /// AR and TAR coefficients of the language model's loss.
+    pub alpha: f64,
+    pub beta: f64,
+    /// Empty: every parameter in one group at the step's learning rate.
+    pub groups: Vec<Group>,
+    /// NT-ASGD's running average, once it averages.
+    pub averager: Option<Averager>,
+}
+
+impl TrainStep {
+    /// The step of `cfg`: its optimizer, clipping and AR/TAR.
+    pub fn new(cfg: &TrainConfig) -> Self {
+        Self {
+            optim: build(cfg, cfg.optimizer),
+            clip: cfg.clip,
+            alpha: cfg.alpha,
+            beta: cfg.beta,
+            groups: Vec::new(),
+            averager: None,
+        }
+    }
+
+    /// NT-ASGD's switch: plain SGD from here on, and the parameters averaged.
+    pub fn start_averaging(&mut self, cfg: &TrainConfig) {
+        let plain = TrainConfig {
+            beta1: 0.0,
+            ..cfg.clone()
+        };
+        self.optim = build(&plain, OptimizerKind::Sgd);
+        self.averager = Some(Averager::default());
+    }
+
+    /// Sets the groups and marks the frozen ones' parameters as not tracked by autodiff.
+    pub fn set_groups<M: Module>(&mut self, model: M, groups: Vec<Group>) -> M {
+        let frozen: HashSet<ParamId> = groups
+            .iter()
+            .filter(|g| g.frozen)
+            .flat_map(|g| g.ids.iter().copied())
+            .collect();
+        self.groups = groups;
+        struct Track(HashSet<ParamId>);
+        impl ParamMapper for Track {
+            fn map<const D: usize>(&mut self, _: &str, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let track = !self.0.contains(&p.id);
+                p.set_require_grad(track)
+            }
+        }
+        map_params(model, &mut Track(frozen))
+    }
+
+    /// One step of the language model on a window: `x`, `y` `[B, T]`, loss CE + α·AR + β·TAR.
+    pub fn lm(
+        &mut self,
+        model: LanguageModel,
+        x: Tensor<2, Int>,
+        y: Tensor<2, Int>,
+        lr: f64,
+    ) -> Result<(LanguageModel, StepStats)> {
+        let (alpha, beta) = (self.alpha, self.beta);
+        let vocab = model.config().vocab_size;
+        let (model, stats) = self.run(
+            model,
+            lr,
+            |m| {
+                let (_, loss) = m.loss(x, y, alpha, beta)?;
+                Ok((loss.total, loss.cross_entropy))
+            },
+            |_, _| (),
+        )?;
+        // A loss far above a uniform guess's (ln V) means the run has diverged.
+        let uniform = (vocab.max(2) as f64).ln();
+        if stats.loss > 3.0 * uniform {
+            return Err(AwdError::Diverged(format!(
+                "the loss {:.3} is far above a uniform guess's {uniform:.3}",
+                stats.loss
+            )));
+        }
+        Ok((model, stats))
+    }
+
+    /// One step of any module: `loss` runs the forward and returns the loss to differentiate
+    /// and the one to report (both `[1]`); `inspect` sees the gradients before clipping.
+    /// Non-finite losses and gradients are errors naming what overflowed.
+    pub fn run<M: Module>(
+        &mut self,
+        mut model: M,
+        lr: f64,
+        loss: impl FnOnce(&mut M) -> Result<(Tensor<1>, Tensor<1>)>,
+        inspect: impl FnOnce(&M, &GradientsParams),
+    ) -> Result<(M, StepStats)> {
+        let (total, reported) = loss(&mut model)?;
+        let values: Vec<f64> = Tensor::cat(vec![total.clone().detach(), reported], 0)
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .expect("f64 values");
+        if !values.iter().all(|v| v.is_finite()) {
+            return Err(AwdError::Diverged(format!("the loss is {}", values[0])));
+        }
+        let mut grads = GradientsParams::from_grads(total.backward(), &model);
+        inspect(&model, &grads);
+        let norms = grad_norms(&model, &grads);
+        if let Some((name, n)) = non_finite_gradient(&norms) {
+            return Err(AwdError::Diverged(format!(
+                "the gradient of `{name}` has norm {n}"
+            )));
+        }
+        let grad_norm = clip_global_norm(&model, &mut grads, &norms, self.clip);
+        model = if self.groups.iter().all(|g| g.lr_factor == 1.0) {
+            self.optim.step(lr, model, grads)
+        } else {
+            let mut rates = ModuleLrScheduler::new(lr);
+            for g in &self.groups {
+                rates = rates.with_group(ParamGroup::from_ids(g.ids.clone()), lr * g.lr_factor);
+            }
+            self.optim.step(rates.step(), model, grads)
+        };
+        if let Some(a) = self.averager.as_mut() {
+            a.update(&model);
+        }
+        Ok((
+            model,
+            StepStats {
+                loss: values[1],
+                grad_norm,
+            },
+        ))
+    }
+}
