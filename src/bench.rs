@@ -11,7 +11,7 @@ use crate::data::{Dataset, Level, Vocab};
 use crate::dropout::set_training;
 use crate::error::Result;
 use crate::model::{AwdLstmConfig, LanguageModel};
-use crate::train::trainer::init_model;
+use crate::train::init_model;
 use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainStep, Trainer};
 
 /// Vocabulary size of the benchmarks.

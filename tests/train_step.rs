@@ -9,7 +9,7 @@ use awd::dropout::Masks;
 use awd::error::AwdError;
 use awd::model::AwdLstmConfig;
 use awd::params::named_values;
-use awd::train::trainer::init_model;
+use awd::train::init_model;
 use awd::train::{
     Group, OptimizerKind, Outcome, Preset, RunOptions, Schedule, Summary, TrainConfig, TrainStep,
     Trainer,

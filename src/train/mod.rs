@@ -13,6 +13,7 @@ pub mod step;
 pub mod trainer;
 
 pub use config::{OptimizerKind, Preset, Schedule, TrainConfig, TrainFlags};
-pub use run_dir::{Prepared, RunOptions};
+pub use run_dir::{Outcome, Prepared, RunOptions, Summary};
+pub use state::init_model;
 pub use step::{Group, StepStats, TrainStep};
-pub use trainer::{Outcome, Summary, Trainer};
+pub use trainer::Trainer;

@@ -1,4 +1,5 @@
-//! A run's directory: what it holds, and how it is claimed without overwriting an earlier run.
+//! A run's directory: what it holds, how it is claimed without overwriting an earlier run, and
+//! what a run ends with.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,4 +75,34 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_default()
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Finished(Summary),
+    /// Stopped on request; the checkpoint continues it.
+    Interrupted {
+        step: usize,
+        checkpoint: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub valid_loss: f64,
+    pub test_loss: Option<f64>,
+    pub steps: usize,
+    pub tokens: u64,
+    pub elapsed_s: f64,
+    /// Seconds this process spent in training windows (data, step, progress, metrics), without
+    /// evaluation and checkpoints: what `awd bench --loop` compares with the step alone.
+    pub train_s: f64,
+    /// Tokens this process trained on.
+    pub train_tokens: u64,
+    /// The least loss possible on this data, when known.
+    pub entropy_rate: Option<f64>,
+    pub model_path: PathBuf,
+    pub metrics_path: PathBuf,
+    pub plot_path: PathBuf,
 }

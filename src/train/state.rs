@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{OptimizerKind, TrainConfig};
 use super::optim::Averager;
 use super::step::TrainStep;
+use crate::checkpoint::native::ModelInfo;
 use crate::checkpoint::safetensors::{Entry, parse_entries, serialize_entries};
 use crate::checkpoint::{awd_metadata, read_awd_metadata, write_atomic};
 use crate::data::{Dataset, Level, WindowLengths};
@@ -70,7 +71,35 @@ pub struct Live {
     pub windows: WindowLengths,
 }
 
+impl Live {
+    /// The weights to evaluate and publish (the averaged ones once NT-ASGD averages), in eval
+    /// mode, without carried state.
+    pub fn published(&self, model: &LanguageModel) -> LanguageModel {
+        let m = match &self.step.averager {
+            Some(a) => a.apply(model.clone()),
+            None => model.clone(),
+        };
+        let mut m = m.valid();
+        m.reset();
+        m
+    }
+}
+
 impl Progress {
+    /// What the published model file says besides its weights.
+    pub fn model_info(&self, cfg: &TrainConfig, data: &Dataset) -> ModelInfo {
+        ModelInfo {
+            vocab: data.vocab.itos().to_vec(),
+            extra: serde_json::json!({
+                "level": data.level,
+                "specials": cfg.specials,
+                "steps": self.step,
+                "epoch": self.epoch,
+                "best_val_loss": self.best_val,
+            }),
+        }
+    }
+
     /// A run that has not started.
     pub fn start(optimizer: OptimizerKind) -> Self {
         Self {
@@ -88,6 +117,19 @@ impl Progress {
             finished: false,
         }
     }
+}
+
+/// The model a run of `cfg` starts from, and the masks it draws: seeded by `cfg.seed`, with
+/// parameter ids that depend only on the structure.
+pub fn init_model(
+    cfg: &TrainConfig,
+    vocab: usize,
+    device: &Device,
+) -> Result<(LanguageModel, Masks)> {
+    device.seed(cfg.seed);
+    let masks = Masks::seeded(cfg.seed);
+    let model = LanguageModel::new(&cfg.model.with_vocab(vocab), &masks, device)?;
+    Ok((structural_param_ids(model), masks))
 }
 
 /// The window-length RNG of a run of `cfg`.
@@ -146,9 +188,25 @@ impl TrainCheckpoint {
         })
     }
 
-    /// The run as it was: weights, carried state, optimizer, averages and RNG positions.
-    /// `path` names the checkpoint in errors.
-    pub fn restore(&self, path: &Path, device: &Device) -> Result<(LanguageModel, Live)> {
+    /// The run as it was: weights, carried state, optimizer, averages and RNG positions, to
+    /// continue on `data` (the data it started on: the vocabulary is checked). `path` names the
+    /// checkpoint in errors.
+    pub fn restore(
+        &self,
+        path: &Path,
+        data: &Dataset,
+        device: &Device,
+    ) -> Result<(LanguageModel, Live)> {
+        if data.vocab.itos() != self.vocab.as_slice() {
+            return Err(AwdError::checkpoint(
+                path,
+                format!(
+                    "its vocabulary ({} tokens) does not fit this data ({} tokens): resume with the data the run started on",
+                    self.vocab.len(),
+                    data.vocab.len()
+                ),
+            ));
+        }
         let bad = |what: &str| AwdError::checkpoint(path, format!("{what} unreadable"));
         let (cfg, p) = (&self.config, &self.progress);
         let masks =

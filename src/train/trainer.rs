@@ -1,66 +1,19 @@
 //! The training loop of a language model: batch → step → report → evaluate → save.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-
-use burn::tensor::Device;
 
 use super::config::{OptimizerKind, TrainConfig};
 use super::eval::mean_loss;
 use super::optim::{non_monotone, scheduled_lr};
 use super::report::Reporter;
-use super::run_dir::{Prepared, RunOptions};
-use super::state::{self, Live, Progress, TrainCheckpoint};
+use super::run_dir::{Outcome, Prepared, RunOptions, Summary};
+use super::state::{self, Live, Progress, TrainCheckpoint, init_model};
 use super::step::TrainStep;
-use crate::checkpoint::native::{self, ModelInfo};
+use crate::checkpoint::native;
 use crate::data::{Dataset, Rows};
-use crate::dropout::Masks;
 use crate::error::{AwdError, Result};
 use crate::model::LanguageModel;
-
-/// How a run ended.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Finished(Summary),
-    /// Stopped on request; the checkpoint continues it.
-    Interrupted {
-        step: usize,
-        checkpoint: PathBuf,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub valid_loss: f64,
-    pub test_loss: Option<f64>,
-    pub steps: usize,
-    pub tokens: u64,
-    pub elapsed_s: f64,
-    /// Seconds this process spent in training windows (data, step, progress, metrics), without
-    /// evaluation and checkpoints: what `awd bench --loop` compares with the step alone.
-    pub train_s: f64,
-    /// Tokens this process trained on.
-    pub train_tokens: u64,
-    /// The least loss possible on this data, when known.
-    pub entropy_rate: Option<f64>,
-    pub model_path: PathBuf,
-    pub metrics_path: PathBuf,
-    pub plot_path: PathBuf,
-}
-
-/// The model a run of `cfg` starts from, and the masks it draws: seeded by `cfg.seed`, with
-/// parameter ids that depend only on the structure.
-pub fn init_model(
-    cfg: &TrainConfig,
-    vocab: usize,
-    device: &Device,
-) -> Result<(LanguageModel, Masks)> {
-    device.seed(cfg.seed);
-    let masks = Masks::seeded(cfg.seed);
-    let model = LanguageModel::new(&cfg.model.with_vocab(vocab), &masks, device)?;
-    Ok((state::structural_param_ids(model), masks))
-}
 
 /// A training run in progress.
 pub struct Trainer {
@@ -106,18 +59,7 @@ impl Trainer {
     /// Continues the run of checkpoint `ck` (read from `opts.state_path()`) on `data`, the data it
     /// started on (the vocabulary is checked).
     pub fn resume(ck: TrainCheckpoint, data: Dataset, opts: RunOptions) -> Result<Self> {
-        let path = opts.state_path();
-        if data.vocab.itos() != ck.vocab.as_slice() {
-            return Err(AwdError::checkpoint(
-                &path,
-                format!(
-                    "its vocabulary ({} tokens) does not fit this data ({} tokens): resume with the data the run started on",
-                    ck.vocab.len(),
-                    data.vocab.len()
-                ),
-            ));
-        }
-        let (model, live) = ck.restore(&path, &opts.device)?;
+        let (model, live) = ck.restore(&opts.state_path(), &data, &opts.device)?;
         let report = Reporter::open(
             &opts.metrics_path(),
             true,
@@ -150,7 +92,9 @@ impl Trainer {
         let mut last_val = None;
         while self.progress.epoch < cfg.epochs && self.progress.step < total_steps {
             if self.progress.pos == 0 {
-                self.model().reset();
+                if let Some(m) = self.model.as_mut() {
+                    m.reset();
+                }
             }
             let p = &self.progress;
             self.report.start_epoch(p.epoch, rows.row_len, p.pos);
@@ -231,22 +175,10 @@ impl Trainer {
         }))
     }
 
-    fn model(&mut self) -> &mut LanguageModel {
-        self.model
-            .as_mut()
-            .expect("the model is only moved out during a step")
-    }
-
     /// The weights to evaluate and publish: the averaged ones once NT-ASGD averages.
     fn eval_model(&self) -> LanguageModel {
-        let m = self.model.clone().expect("model present");
-        let m = match &self.live.step.averager {
-            Some(a) => a.apply(m),
-            None => m,
-        };
-        let mut m = burn::module::Module::valid(&m);
-        m.reset();
-        m
+        self.live
+            .published(self.model.as_ref().expect("model present"))
     }
 
     fn evaluate(&self, ids: &[u32]) -> Result<f64> {
@@ -273,16 +205,7 @@ impl Trainer {
         state::save(&self.opts.state_path(), &ck)?;
         self.report.flush()?;
         super::plot::plot(self.report.metrics_path(), &self.opts.plot_path())?;
-        let info = ModelInfo {
-            vocab: self.data.vocab.itos().to_vec(),
-            extra: serde_json::json!({
-                "level": self.data.level,
-                "specials": self.cfg.specials,
-                "steps": self.progress.step,
-                "epoch": self.progress.epoch,
-                "best_val_loss": self.progress.best_val,
-            }),
-        };
+        let info = self.progress.model_info(&self.cfg, &self.data);
         native::save(&self.opts.model_path(), &self.eval_model(), &info)
     }
 
