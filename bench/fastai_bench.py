@@ -1,7 +1,8 @@
 """PyTorch + fastai side of `awd bench`: the same shapes, timed the same way.
 
 usage: fastai_bench.py p1|p2 [STEPS]
-Prints train (forward, cross-entropy + AR + TAR, backward, Adam), eval (no grad) and batch-1
+Prints train (forward, cross-entropy + AR + TAR, backward, global-norm clipping, AdamW: the step of
+awd's `awd-lstm-lm` preset that `awd bench` times), eval (no grad) and batch-1
 generation figures, then `train <config> tokens_per_s=<n> peak_rss_mb=<n>`.
 Set-up: python3 -m venv /tmp/ref && /tmp/ref/bin/pip install torch fastai
 Not part of awd's build or tests.
@@ -24,7 +25,9 @@ torch.manual_seed(0)
 enc = AWD_LSTM(V, E, H, L, hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2)
 dec = LinearDecoder(V, E, 0.1, tie_encoder=enc.encoder, bias=True)
 model = SequentialRNN(enc, dec)
-opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+# awd's awd-lstm-lm preset: AdamW (decoupled weight decay, as fastai's true_wd), clip 0.1, AR 2, TAR 1.
+opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+CLIP = 0.1
 
 
 def batch(b, t):
@@ -38,6 +41,7 @@ def train_step():
     loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
     loss = loss + 2.0 * out.pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
     loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
     opt.step()
 
 

@@ -37,14 +37,6 @@ fn decoder(n: usize, e: usize, v: usize) {
         n,
         &mut || gemm(&mut dw_t, Mat::t(&x, n, e), Mat::new(&d, n, v), false),
     );
-    let mut dw2 = vec![0.0f32; v * e];
-    time(
-        &format!("x^T . d written transposed into dW[{v},{e}]"),
-        e,
-        v,
-        n,
-        &mut || awd::kernels::gemm::gemm_t(&mut dw2, Mat::t(&x, n, e), Mat::new(&d, n, v), false),
-    );
     for rows in [128usize, 256, 512] {
         let mut part = vec![0.0f32; rows * v];
         time(
@@ -129,21 +121,6 @@ fn main() {
                     &mut out_t3,
                     Mat::t(&w_cm, h, g4),
                     Mat::new(&hprev, h, b),
-                    true,
-                )
-            },
-        );
-        let mut gates = vec![0.0f32; b * g4];
-        time(
-            &format!("W . h^T written transposed into gates[{b},{g4}]"),
-            g4,
-            b,
-            h,
-            &mut || {
-                awd::kernels::gemm::gemm_t(
-                    &mut gates,
-                    Mat::new(&w, g4, h),
-                    Mat::t(&hprev, b, h),
                     true,
                 )
             },

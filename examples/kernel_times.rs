@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use awd::bench::{VOCAB, p1, p2};
 use awd::kernels::decoder_ce::{forward_train, grad_w, grad_x, nll_chunked};
-use awd::kernels::lstm::{Buf, backward, forward};
+use awd::kernels::lstm::{backward, forward};
+use awd::kernels::op::Buf;
 
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
     (0..reps)

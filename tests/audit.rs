@@ -238,9 +238,50 @@ fn awd_explain_prints_the_path_of_every_layers_raw_weight() {
     let dot = String::from_utf8_lossy(&dot.stdout);
     assert!(dot.starts_with("digraph gradient {"), "{dot}");
     assert!(
-        dot.contains("\"0.encoder.weight\" -> \"decoder\""),
+        dot.contains("\"0.encoder.weight\" -> \"decoder"),
         "tied weight reaches the decoder"
     );
     let bad = awd(&["explain", "--param", "0.rnns.7.weight_hh_l0_raw"]);
     assert!(!bad.status.success());
+}
+
+/// The routes follow the model: its layer count, its dropouts' probabilities and the
+/// implementation that runs (the fused kernel is one node; the reference ops a recurrent matmul).
+#[test]
+fn explain_reads_the_model_and_the_kernels_that_run() {
+    use awd::audit::explain::explain;
+    use awd::kernels::Impl;
+    use awd::model::{AwdLstmConfig, LanguageModel};
+    let config = AwdLstmConfig {
+        vocab_size: 10,
+        emb_size: 4,
+        hidden_size: 6,
+        n_layers: 4,
+        hidden_p: 0.35,
+        ..AwdLstmConfig::default()
+    };
+    let mut model =
+        LanguageModel::new(&config, &Masks::default(), &device::cpu_autodiff()).unwrap();
+    let raw = "0.rnns.0.weight_hh_l0_raw";
+    let fused = explain(&model, raw).unwrap().to_text();
+    assert!(fused.contains("LSTM layer 3"), "{fused}");
+    assert!(fused.contains("hidden dropout 2 (p=0.35)"), "{fused}");
+    assert!(
+        fused.contains("fused kernel") && !fused.contains("recurrent matmul"),
+        "{fused}"
+    );
+    model.set_impl(Impl::Reference);
+    let reference = explain(&model, raw).unwrap().to_text();
+    assert!(
+        reference.contains("LSTM layer 0 recurrent matmul"),
+        "{reference}"
+    );
+    assert!(!reference.contains("fused"), "{reference}");
+    let unknown = explain(&model, "0.rnns.4.weight_hh_l0_raw")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("0.rnns.3.weight_hh_l0_raw"),
+        "lists what exists: {unknown}"
+    );
 }

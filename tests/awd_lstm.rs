@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use awd::checkpoint::fastai;
 use awd::device;
 use awd::dropout::{Masks, set_training};
+use awd::kernels::Impl;
 use awd::model::{AwdLstmConfig, LanguageModel};
 use awd::params::{HostTensor, named_grads};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -86,7 +87,7 @@ fn check_mode(mode: &str, training: bool, fused: bool) {
     let dev = device::cpu_autodiff();
     let model = fastai::from_state_dict(&lm, &meta.config, &masks, &dev).expect("loads");
     let mut model: LanguageModel = set_training(model, training);
-    model.set_fused(fused);
+    model.set_impl(if fused { Impl::Fused } else { Impl::Reference });
 
     let mut batches = 0;
     for b in 0.. {

@@ -133,7 +133,7 @@ pub fn run_explain(args: ExplainArgs) -> anyhow::Result<bool> {
             .collect(),
     };
     for p in &params {
-        let e = explain(config, p).with_context(|| format!("explaining {p}"))?;
+        let e = explain(&model, p).with_context(|| format!("explaining {p}"))?;
         if args.dot {
             print!("{}", e.to_dot());
             continue;

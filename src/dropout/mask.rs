@@ -99,11 +99,6 @@ impl ReplayMasks {
             served: 0,
         }
     }
-
-    /// Masks left to hand back.
-    pub fn remaining(&self) -> usize {
-        self.queue.len()
-    }
 }
 
 impl MaskSource for ReplayMasks {
@@ -207,11 +202,6 @@ impl Masks {
         Self::new(ReplayMasks::new(masks))
     }
 
-    /// Swaps the source every clone of this handle draws from.
-    pub fn set_source(&self, source: impl MaskSource + 'static) {
-        *self.lock() = Box::new(source);
-    }
-
     /// The source's saved state, where it has one.
     pub fn state(&self) -> Option<Vec<u8>> {
         self.lock().state()
@@ -259,16 +249,6 @@ impl Masks {
         }
         Ok(Tensor::from_data(TensorData::new(values, shape), device))
     }
-}
-
-/// `dropout_mask(shape, p)` as fastai names it: Bernoulli(1-p)/(1-p) from `masks`.
-pub fn dropout_mask<const D: usize>(
-    masks: &Masks,
-    shape: [usize; D],
-    p: f64,
-    device: &Device,
-) -> Result<Tensor<D>> {
-    masks.draw(shape, p, device)
 }
 
 #[cfg(test)]

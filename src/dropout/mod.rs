@@ -4,7 +4,7 @@ pub mod mask;
 pub mod rnn;
 pub mod weight;
 
-pub use mask::{MaskOwner, MaskRecord, MaskSource, Masks, ReplayMasks, RngMasks, dropout_mask};
+pub use mask::{MaskOwner, MaskRecord, MaskSource, Masks, ReplayMasks, RngMasks};
 pub use rnn::{EmbeddingDropout, RnnDropout};
 pub use weight::WeightDropout;
 

@@ -11,22 +11,15 @@
 use std::sync::Arc;
 
 use burn::tensor::{Int, Tensor};
-use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_backend::BackendTypes;
-use burn_flex::{Flex, FlexTensor};
+use burn_autodiff::ops::{Backward, Ops};
+use burn_flex::Flex;
 use rayon::prelude::*;
 
 use super::gemm::{Mat, gemm, product};
-use super::lstm::Buf;
-use super::lstm_op::{flex, host};
 use super::math;
-
-type Ad = Autodiff<Flex>;
-type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
+use super::op::{Buf, Lowered, flex, fused_op, host};
 
 /// Rows of logits computed at once when only the loss is needed (a 512-row product runs at
 /// the full-matrix rate; examples/gemm_shapes.rs).
@@ -164,14 +157,14 @@ impl Backward<Flex, 3> for DecoderCeBackward {
 }
 
 /// Mean cross-entropy of `x` `[N, E]` · `weight^T` (`[V, E]`) + `bias` against `targets` `[N]`,
-/// as one operation; differentiable with respect to `x`, `weight` and `bias`. `None` when the
-/// tensors are not on the flex backend (the caller then runs the reference ops).
+/// as one operation on the flex backend; differentiable with respect to `x`, `weight` and
+/// `bias`.
 pub fn decoder_cross_entropy(
     x: Tensor<2>,
     weight: Tensor<2>,
     bias: Option<Tensor<1>>,
     targets: Tensor<1, Int>,
-) -> Option<Tensor<1>> {
+) -> Tensor<1> {
     let [n, e] = x.dims();
     let v = weight.dims()[0];
     let dims = (n, e, v);
@@ -180,51 +173,20 @@ pub fn decoder_cross_entropy(
         .into_data()
         .convert::<i64>()
         .try_into_vec::<i64>()
-        .ok()?
+        .expect("integer targets")
         .into_iter()
         .map(|t| t.clamp(0, v as i64 - 1) as usize)
         .collect();
     let mean = |nll: f64| flex(vec![(nll / n as f64) as f32], vec![1]);
-    if x.is_autodiff() {
-        let xa: AdTensor = x.try_into_primitive::<Ad>().ok()?;
-        let wa: AdTensor = weight.try_into_primitive::<Ad>().ok()?;
-        let ba: AdTensor = bias.try_into_primitive::<Ad>().ok()?;
-        let (xv, wv, bv) = (
-            Buf::from_flex(xa.primitive()),
-            Buf::from_flex(wa.primitive()),
-            Buf::from_flex(ba.primitive()),
-        );
-        let out = match DecoderCeBackward
-            .prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let grad = forward_train(&xv, &wv, &bv, &targets, dims);
-                let loss = mean(grad.nll);
-                let saved = Saved {
-                    dims,
-                    x: xv,
-                    w: wv,
-                    grad,
-                };
-                prep.finish(Arc::new(saved), loss)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(mean(nll_chunked(&xv, &wv, &bv, &targets, dims)))
-            }
-        };
-        Some(Tensor::from_primitive::<Ad>(out))
-    } else {
-        let xf: FlexTensor = x.try_into_primitive::<Flex>().ok()?;
-        let wf: FlexTensor = weight.try_into_primitive::<Flex>().ok()?;
-        let bf: FlexTensor = bias.try_into_primitive::<Flex>().ok()?;
-        let (xv, wv, bv) = (
-            Buf::from_flex(&xf),
-            Buf::from_flex(&wf),
-            Buf::from_flex(&bf),
-        );
-        let nll = nll_chunked(&xv, &wv, &bv, &targets, dims);
-        Some(Tensor::from_primitive::<Flex>(mean(nll)))
-    }
+    let inputs = [Lowered::of(x), Lowered::of(weight), Lowered::of(bias)];
+    fused_op(DecoderCeBackward, inputs, |[x, w, b], tracked| {
+        let (x, w, b) = (Buf::from_flex(x), Buf::from_flex(w), Buf::from_flex(b));
+        if !tracked {
+            return (None, mean(nll_chunked(&x, &w, &b, &targets, dims)));
+        }
+        let grad = forward_train(&x, &w, &b, &targets, dims);
+        let loss = mean(grad.nll);
+        (Some(Arc::new(Saved { dims, x, w, grad })), loss)
+    })
+    .tensor()
 }

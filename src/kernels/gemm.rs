@@ -46,8 +46,6 @@ impl<'a> Mat<'a> {
 struct Product<'a> {
     a: Mat<'a>,
     b: Mat<'a>,
-    /// The destination holds the transpose (`b.cols x a.rows`, row-major).
-    c_transposed: bool,
     /// Add to the destination instead of overwriting it.
     accumulate: bool,
     scale: f32,
@@ -58,7 +56,6 @@ impl<'a> Product<'a> {
         Self {
             a,
             b,
-            c_transposed: false,
             accumulate: false,
             scale: 1.0,
         }
@@ -120,17 +117,6 @@ pub fn product(a: Mat<'_>, b: Mat<'_>, scale: f32) -> Vec<f32> {
     .into_vec()
 }
 
-/// [`gemm()`] into `c` stored transposed: `c` holds the `b.cols x a.rows` row-major transpose of
-/// the product (its element `(i, j)` at `j * a.rows + i`).
-pub fn gemm_t(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    Product {
-        accumulate,
-        c_transposed: true,
-        ..Product::new(a, b)
-    }
-    .into_slice(c)
-}
-
 impl Product<'_> {
     /// The product into the `a.rows * b.cols` floats at `c`, which must be valid for writes,
     /// initialized if `accumulate`, and must not overlap `a` or `b`; the inner dimension must be
@@ -139,7 +125,6 @@ impl Product<'_> {
         let Product {
             a,
             b,
-            c_transposed,
             accumulate,
             scale,
         } = self;
@@ -149,11 +134,7 @@ impl Product<'_> {
         if m == 0 || n == 0 {
             return;
         }
-        let (dst_cs, dst_rs) = if c_transposed {
-            (m as isize, 1)
-        } else {
-            (1, n as isize)
-        };
+        let (dst_cs, dst_rs) = (1, n as isize);
         let (a_cs, a_rs) = a.strides();
         let (b_cs, b_rs) = b.strides();
         let parallelism = if m * n * k >= 1 << 18 {

@@ -10,41 +10,11 @@
 
 use rayon::prelude::*;
 
-use burn_flex::FlexTensor;
+use super::op::Buf;
 
 use super::gemm::{Mat, gemm, product};
 use super::math;
 use super::panels::Panels;
-
-/// A read-only f32 buffer: owned values, or a contiguous Burn CPU tensor borrowed without a
-/// copy (the inputs and weights the backward needs are kept this way).
-#[derive(Debug, Clone)]
-pub enum Buf {
-    Owned(Vec<f32>),
-    Flex(FlexTensor),
-}
-
-impl Buf {
-    /// A tensor's values, copied only if its layout is not contiguous.
-    pub fn from_flex(t: &FlexTensor) -> Self {
-        let t = t.to_contiguous();
-        if t.as_slice::<f32>().is_some() {
-            Buf::Flex(t)
-        } else {
-            Buf::Owned(t.to_contiguous().storage::<f32>().to_vec())
-        }
-    }
-}
-
-impl std::ops::Deref for Buf {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        match self {
-            Buf::Owned(v) => v,
-            Buf::Flex(t) => t.as_slice::<f32>().expect("made contiguous in from_flex"),
-        }
-    }
-}
 
 /// The recurrent weight `W_hh` `[4H, H]` (or its transpose) as the per-step products
 /// `out = x · Wᵀ` use it: laid out in [`Panels`] once per window when the batch has rows enough

@@ -8,37 +8,19 @@
 //! recurrent weight it receives is the dropped copy `raw * mask`, an ordinary graph tensor, so the
 //! gradient still reaches the raw weight through the mask.
 //!
-//! It applies on Burn's `flex` backend (plain or `Autodiff<Flex>` without gradient
-//! checkpointing); on any other backend [`lstm_sequence`] returns `None` and the caller runs the
-//! reference implementation.
+//! It runs on Burn's `flex` backend (plain or `Autodiff<Flex>` without gradient checkpointing),
+//! where [`Impl::fused_for`](super::op::Impl::fused_for) says so; the caller decides.
 
 use std::sync::Arc;
 
-use burn::tensor::{Tensor, TensorData};
-use burn_autodiff::Autodiff;
+use burn::tensor::Tensor;
 use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_backend::BackendTypes;
-use burn_flex::{Flex, FlexTensor};
+use burn_autodiff::ops::{Backward, Ops};
+use burn_flex::Flex;
 
-use super::lstm::{Buf, LstmSaved, backward, forward};
-
-type Ad = Autodiff<Flex>;
-type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
-
-/// The host copy of a flex tensor's values (row-major).
-pub(crate) fn host(t: &FlexTensor) -> Vec<f32> {
-    let t = t.to_contiguous();
-    t.as_slice::<f32>()
-        .expect("a contiguous f32 tensor")
-        .to_vec()
-}
-
-pub(crate) fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
+use super::lstm::{LstmSaved, backward, forward};
+use super::op::{Buf, Lowered, flex, fused_op, host};
 
 #[derive(Debug)]
 struct LstmBackward;
@@ -66,38 +48,11 @@ impl Backward<Flex, 4> for LstmBackward {
     }
 }
 
-/// Runs the forward on the flex tensors; the outputs `y` `[T, B, H]`, kept in the saved state
-/// without a copy, and the final `(h, c)` `[B, H]`.
-fn run(
-    [x, w_ih, w_hh, bias, h0, c0]: [&FlexTensor; 6],
-    (t, b, i, h): (usize, usize, usize, usize),
-    reverse: bool,
-) -> (LstmSaved, FlexTensor, FlexTensor, FlexTensor) {
-    let bias = host(bias);
-    let mut saved = forward(
-        Buf::from_flex(x),
-        Buf::from_flex(w_ih),
-        Buf::from_flex(w_hh),
-        Some(&bias),
-        host(h0),
-        host(c0),
-        (t, b, i, h),
-        reverse,
-    );
-    let (hn, cn) = saved.final_state();
-    let y = match std::mem::replace(&mut saved.y, Buf::Owned(Vec::new())) {
-        Buf::Owned(v) => flex(v, vec![t, b, h]),
-        Buf::Flex(f) => f,
-    };
-    saved.y = Buf::Flex(y.clone());
-    (saved, y, flex(hn, vec![b, h]), flex(cn, vec![b, h]))
-}
-
 /// One direction of one LSTM layer over the window, fused: `x` `[T, B, I]`, `w_ih` `[4H, I]`,
-/// `w_hh` `[4H, H]`, `bias` `[4H]`, state `[B, H]` each. Returns the outputs `[T, B, H]` (in
-/// input order, differentiable with respect to `x` and the weights) and the final `(h, c)`,
-/// which carry no gradient, nor does the initial state receive one: the caller detaches them, as
-/// AWD-LSTM does between windows. `None` when the tensors are not on the flex backend.
+/// `w_hh` `[4H, H]`, `bias` `[4H]`, state `[B, H]` each, all on the flex backend. Returns the
+/// outputs `[T, B, H]` (in input order, differentiable with respect to `x` and the weights) and
+/// the final `(h, c)`, which carry no gradient, nor does the initial state receive one: the
+/// caller detaches them, as AWD-LSTM does between windows.
 pub fn lstm_sequence(
     x: Tensor<3>,
     w_ih: Tensor<2>,
@@ -105,43 +60,36 @@ pub fn lstm_sequence(
     bias: Option<Tensor<1>>,
     (h0, c0): (Tensor<2>, Tensor<2>),
     reverse: bool,
-) -> Option<(Tensor<3>, Tensor<2>, Tensor<2>)> {
+) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
     let [t, b, i] = x.dims();
     let h = w_hh.dims()[1];
-    let dims = (t, b, i, h);
     let bias = bias.unwrap_or_else(|| Tensor::zeros([4 * h], &x.device()));
-    if x.is_autodiff() {
-        let ad = |t: Tensor<2>| t.try_into_primitive::<Ad>().ok();
-        let xa: AdTensor = x.try_into_primitive::<Ad>().ok()?;
-        let (wih, whh) = (ad(w_ih)?, ad(w_hh)?);
-        let ba: AdTensor = bias.try_into_primitive::<Ad>().ok()?;
-        let (h0, c0) = (ad(h0.detach())?, ad(c0.detach())?);
-        let inputs = [&xa, &wih, &whh, &ba, &h0, &c0].map(|t| t.primitive());
-        let (saved, y, hn, cn) = run(inputs, dims, reverse);
-        let out = match LstmBackward
-            .prepare::<NoCheckpointing>([xa.node(), wih.node(), whh.node(), ba.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(Arc::new(saved), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        let constant = |v: FlexTensor| Tensor::<2>::from_primitive::<Ad>(AdTensor::new(v));
-        Some((
-            Tensor::from_primitive::<Ad>(out),
-            constant(hn),
-            constant(cn),
-        ))
-    } else {
-        let plain = |t: Tensor<2>| t.try_into_primitive::<Flex>().ok();
-        let xf: FlexTensor = x.try_into_primitive::<Flex>().ok()?;
-        let bf: FlexTensor = bias.try_into_primitive::<Flex>().ok()?;
-        let (wih, whh, h0, c0) = (plain(w_ih)?, plain(w_hh)?, plain(h0)?, plain(c0)?);
-        let (_, y, hn, cn) = run([&xf, &wih, &whh, &bf, &h0, &c0], dims, reverse);
-        Some((
-            Tensor::from_primitive::<Flex>(y),
-            Tensor::from_primitive::<Flex>(hn),
-            Tensor::from_primitive::<Flex>(cn),
-        ))
-    }
+    let (h0, c0) = (Lowered::of(h0.detach()), Lowered::of(c0.detach()));
+    let inputs = [
+        Lowered::of(x),
+        Lowered::of(w_ih),
+        Lowered::of(w_hh),
+        Lowered::of(bias),
+    ];
+    let mut finals = None;
+    let y = fused_op(LstmBackward, inputs, |[x, w_ih, w_hh, bias], _| {
+        let mut saved = forward(
+            Buf::from_flex(x),
+            Buf::from_flex(w_ih),
+            Buf::from_flex(w_hh),
+            Some(&host(bias)),
+            host(h0.flex()),
+            host(c0.flex()),
+            (t, b, i, h),
+            reverse,
+        );
+        let (hn, cn) = saved.final_state();
+        finals = Some((flex(hn, vec![b, h]), flex(cn, vec![b, h])));
+        // The outputs are kept in the saved state without a copy.
+        let y = std::mem::replace(&mut saved.y, Buf::Owned(Vec::new())).into_flex(vec![t, b, h]);
+        saved.y = Buf::Flex(y.clone());
+        (Some(Arc::new(saved)), y)
+    });
+    let (hn, cn) = finals.expect("the forward ran");
+    (y.tensor(), h0.like(hn).tensor(), c0.like(cn).tensor())
 }

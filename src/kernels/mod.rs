@@ -4,6 +4,8 @@
 //! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
 //! - [`adam`]: Burn's Adam in one pass per parameter.
 //! - [`gemm`], [`panels`], [`math`]: the products and vectorized activations they are made of.
+//! - [`op`]: what they share: the choice of fused or reference ops ([`Impl`], made there alone),
+//!   the autodiff-or-plain skeleton and host buffers.
 //!
 //! `examples/kernel_times.rs`, `gemm_shapes.rs` and `panel_gemm.rs` measure them.
 
@@ -13,4 +15,7 @@ pub mod gemm;
 pub mod lstm;
 pub mod lstm_op;
 pub mod math;
+pub mod op;
 pub mod panels;
+
+pub use op::Impl;

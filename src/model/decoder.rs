@@ -8,16 +8,18 @@ use crate::dropout::{Masks, RnnDropout};
 use crate::error::Result;
 use crate::nn::linear::linear;
 
-/// The decoder's own parameters: `weight` `[V, E]` only when untied, `bias` `[V]`.
+/// The decoder's own parameters (fastai's `LinearDecoder.decoder`, an `nn.Linear`, whence the
+/// saved names `1.decoder.weight` / `1.decoder.bias`): `weight` `[V, E]` only when untied,
+/// `bias` `[V]`.
 #[derive(Module, Debug)]
-pub struct DecoderLinear {
+pub struct DecoderWeights {
     pub weight: Option<Param<Tensor<2>>>,
     pub bias: Option<Param<Tensor<1>>>,
 }
 
 #[derive(Module, Debug)]
 pub struct LinearDecoder {
-    pub decoder: DecoderLinear,
+    pub decoder: DecoderWeights,
     pub output_dp: RnnDropout,
 }
 
@@ -33,7 +35,7 @@ impl LinearDecoder {
         device: &Device,
     ) -> Result<Self> {
         Ok(Self {
-            decoder: DecoderLinear {
+            decoder: DecoderWeights {
                 weight: (!tied).then(|| {
                     Param::from_tensor(Tensor::random(
                         [vocab, emb],

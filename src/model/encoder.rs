@@ -7,6 +7,9 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use super::config::AwdLstmConfig;
 use crate::dropout::{EmbeddingDropout, Masks, RnnDropout, WeightDropout};
 use crate::error::Result;
+use crate::kernels::Impl;
+use crate::kernels::lstm_op::lstm_sequence;
+use crate::nn::lstm::{Direction, lstm_direction};
 use crate::nn::{Lstm, LstmConfig, LstmState};
 
 /// The embedding matrix `[V, E]` (saved as `encoder.weight`).
@@ -28,10 +31,10 @@ pub struct AwdLstm {
     pub hidden: Option<Vec<LstmState>>,
     #[module(skip)]
     pub config: AwdLstmConfig,
-    /// Run each LSTM layer as one fused operation where the backend has one (the default);
-    /// `false` runs the reference ops (the oracle the fused kernel is tested against).
+    /// Fused kernels or reference ops, for the LSTM layers and the language model's loss: the
+    /// model's one setting ([`Impl`]).
     #[module(skip)]
-    pub fused: bool,
+    pub imp: Impl,
 }
 
 impl AwdLstm {
@@ -72,7 +75,7 @@ impl AwdLstm {
             hidden_dps,
             hidden: None,
             config: config.clone(),
-            fused: true,
+            imp: Impl::default(),
         })
     }
 
@@ -93,8 +96,15 @@ impl AwdLstm {
         out = self.input_dp.forward(out)?;
         let last = self.rnns.len() - 1;
         let mut new_hidden = Vec::with_capacity(self.rnns.len());
+        let direction: Direction = if self.imp.fused_for(&out) {
+            lstm_sequence
+        } else {
+            lstm_direction
+        };
         for (l, (rnn, state)) in self.rnns.iter().zip(hidden).enumerate() {
-            let (o, s) = rnn.dropped()?.forward_window(out, Some(state), self.fused);
+            let (o, s) = rnn
+                .dropped()?
+                .forward_window_with(out, Some(state), direction);
             new_hidden.push(s);
             out = if l == last {
                 o

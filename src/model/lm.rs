@@ -9,6 +9,8 @@ use super::encoder::AwdLstm;
 use super::loss::{activation_reg, cross_entropy, temporal_activation_reg};
 use crate::dropout::Masks;
 use crate::error::Result;
+use crate::kernels::Impl;
+use crate::kernels::decoder_ce::decoder_cross_entropy;
 use crate::nn::linear::linear;
 use crate::nn::rename::PathRenamer;
 
@@ -23,8 +25,6 @@ pub struct LmParts {
 #[derive(Debug, Clone)]
 pub struct LanguageModel {
     pub parts: LmParts,
-    /// Compute the loss with the fused decoder + cross-entropy where the backend has it.
-    pub fused: bool,
 }
 
 /// `encoder.*` → `0.*`, `decoder.*` → `1.*`, as fastai's `SequentialRNN` numbers them.
@@ -52,7 +52,7 @@ pub struct LmOutput {
     /// `[B, T, V]`; `None` from [`LanguageModel::loss`] when the fused loss never formed them.
     pub logits: Option<Tensor<3>>,
     /// The last layer's output `[B, T, E]`, before output dropout (TAR is computed on it).
-    pub raw: Tensor<3>,
+    pub activations: Tensor<3>,
     /// The same after output dropout (AR is computed on it).
     pub dropped: Tensor<3>,
 }
@@ -81,7 +81,6 @@ impl LanguageModel {
         )?;
         Ok(Self {
             parts: LmParts { encoder, decoder },
-            fused: true,
         })
     }
 
@@ -93,11 +92,10 @@ impl LanguageModel {
         &self.parts.encoder
     }
 
-    /// Runs the fused kernels where the backend has them (the default), or the reference ops
-    /// everywhere (`false`): the two compute the same values and gradients.
-    pub fn set_fused(&mut self, fused: bool) {
-        self.fused = fused;
-        self.parts.encoder.fused = fused;
+    /// Fused kernels where the backend has them (the default), or the reference ops everywhere:
+    /// the two compute the same values and gradients.
+    pub fn set_impl(&mut self, imp: Impl) {
+        self.parts.encoder.imp = imp;
     }
 
     /// Forgets the carried hidden state.
@@ -113,18 +111,18 @@ impl LanguageModel {
 
     /// The last layer's output and the same after output dropout.
     fn activations(&mut self, words: Tensor<2, Int>) -> Result<(Tensor<3>, Tensor<3>)> {
-        let raw = self.parts.encoder.forward(words)?;
-        let dropped = self.parts.decoder.dropout(raw.clone())?;
-        Ok((raw, dropped))
+        let activations = self.parts.encoder.forward(words)?;
+        let dropped = self.parts.decoder.dropout(activations.clone())?;
+        Ok((activations, dropped))
     }
 
     /// `words` `[B, T]` → logits and the last layer's outputs.
     pub fn forward(&mut self, words: Tensor<2, Int>) -> Result<LmOutput> {
-        let (raw, dropped) = self.activations(words)?;
+        let (activations, dropped) = self.activations(words)?;
         let logits = self.parts.decoder.logits(dropped.clone(), self.tied());
         Ok(LmOutput {
             logits: Some(logits),
-            raw,
+            activations,
             dropped,
         })
     }
@@ -161,19 +159,17 @@ impl LanguageModel {
         beta: f64,
         want_logits: bool,
     ) -> Result<(LmOutput, LmLoss)> {
-        let (raw, dropped) = self.activations(words)?;
+        let (activations, dropped) = self.activations(words)?;
         let [b, t, e] = dropped.dims();
         let (weight, bias) = self.parts.decoder.weight_and_bias(self.tied());
-        let fused = if self.fused {
-            crate::kernels::decoder_ce::decoder_cross_entropy(
+        let fused = self.parts.encoder.imp.fused_for(&dropped).then(|| {
+            decoder_cross_entropy(
                 dropped.clone().reshape([b * t, e]),
                 weight.clone(),
                 bias.clone(),
                 targets.clone().reshape([b * t]),
             )
-        } else {
-            None
-        };
+        });
         let (ce, logits) = match fused {
             Some(ce) => {
                 let logits = want_logits.then(|| {
@@ -191,12 +187,12 @@ impl LanguageModel {
             }
         };
         let ar = activation_reg(dropped.clone());
-        let tar = temporal_activation_reg(raw.clone());
+        let tar = temporal_activation_reg(activations.clone());
         let total = ce.clone() + ar.clone().mul_scalar(alpha) + tar.clone().mul_scalar(beta);
         Ok((
             LmOutput {
                 logits,
-                raw,
+                activations,
                 dropped,
             },
             LmLoss {

@@ -16,13 +16,13 @@ pub fn activation_reg(dropped: Tensor<3>) -> Tensor<1> {
     (dropped.clone() * dropped).mean()
 }
 
-/// TAR: `mean((raw[:, 1:] - raw[:, :-1])^2)` of the last layer's raw output `[B, T, E]`
+/// TAR: `mean((h[:, 1:] - h[:, :-1])^2)` of the last layer's output `h` `[B, T, E]`
 /// (unscaled by beta); zero for a one-step sequence.
-pub fn temporal_activation_reg(raw: Tensor<3>) -> Tensor<1> {
-    let [_, t, _] = raw.dims();
+pub fn temporal_activation_reg(h: Tensor<3>) -> Tensor<1> {
+    let [_, t, _] = h.dims();
     if t < 2 {
-        return raw.sum().mul_scalar(0.0);
+        return h.sum().mul_scalar(0.0);
     }
-    let diff = raw.clone().narrow(1, 1, t - 1) - raw.narrow(1, 0, t - 1);
+    let diff = h.clone().narrow(1, 1, t - 1) - h.narrow(1, 0, t - 1);
     (diff.clone() * diff).mean()
 }

@@ -172,21 +172,29 @@ impl Lstm {
     /// `input`: `[B, T, in]` (batch first) or `[T, B, in]`; `state`: zeros when `None`.
     /// Returns the last layer's outputs `[B, T, dirs*H]` (or `[T, B, dirs*H]`) and the final state.
     pub fn forward(&self, input: Tensor<3>, state: Option<LstmState>) -> (Tensor<3>, LstmState) {
-        self.run(input, state, false)
+        self.run(input, state, lstm_direction)
     }
 
     /// [`forward`](Self::forward) for a window of a longer text (AWD-LSTM's use): the final state
-    /// comes back detached and the initial state receives no gradient. With `fused`, each layer
-    /// runs as one fused operation where the backend has one ([`crate::kernels::lstm_op`]);
-    /// otherwise, and on other backends, as the reference ops. Both compute the same values and
-    /// gradients.
+    /// comes back detached and the initial state receives no gradient.
     pub fn forward_window(
         &self,
         input: Tensor<3>,
         state: Option<LstmState>,
-        fused: bool,
     ) -> (Tensor<3>, LstmState) {
-        let (y, s) = self.run(input, state.map(LstmState::detach), fused);
+        self.forward_window_with(input, state, lstm_direction)
+    }
+
+    /// [`forward_window`](Self::forward_window) with each direction of each layer computed by
+    /// `direction`: [`lstm_direction`] (these reference ops) or a kernel with its contract, such
+    /// as the fused [`crate::kernels::lstm_op::lstm_sequence`].
+    pub fn forward_window_with(
+        &self,
+        input: Tensor<3>,
+        state: Option<LstmState>,
+        direction: Direction,
+    ) -> (Tensor<3>, LstmState) {
+        let (y, s) = self.run(input, state.map(LstmState::detach), direction);
         (y, s.detach())
     }
 
@@ -194,7 +202,7 @@ impl Lstm {
         &self,
         input: Tensor<3>,
         state: Option<LstmState>,
-        fused: bool,
+        direction: Direction,
     ) -> (Tensor<3>, LstmState) {
         let x = if self.batch_first {
             input.swap_dims(0, 1)
@@ -216,7 +224,7 @@ impl Lstm {
             for dir in 0..dirs {
                 let i = layer * dirs + dir;
                 let w = &self.params.layers[i];
-                let args = (
+                let (out, h, c) = direction(
                     layer_input.clone(),
                     w.weight_ih.val(),
                     w.weight_hh.val(),
@@ -224,19 +232,6 @@ impl Lstm {
                     (h0[i].clone(), c0[i].clone()),
                     dir == 1,
                 );
-                let fused_out = if fused {
-                    let (x, wi, wh, b, s, r) = args.clone();
-                    crate::kernels::lstm_op::lstm_sequence(x, wi, wh, b, s, r)
-                } else {
-                    None
-                };
-                let (out, h, c) = match fused_out {
-                    Some(o) => o,
-                    None => {
-                        let (x, wi, wh, b, s, r) = args;
-                        lstm_direction(x, wi, wh, b, s, r)
-                    }
-                };
                 outputs.push(out);
                 hn.push(h);
                 cn.push(c);
@@ -255,6 +250,17 @@ impl Lstm {
         (output, state)
     }
 }
+
+/// One direction of one layer over a window: `(x [T, B, in], w_ih [4H, in], w_hh [4H, H],
+/// bias [4H], (h0, c0) [B, H], reverse)` → `(outputs [T, B, H] in input order, h, c)`.
+pub type Direction = fn(
+    Tensor<3>,
+    Tensor<2>,
+    Tensor<2>,
+    Option<Tensor<1>>,
+    (Tensor<2>, Tensor<2>),
+    bool,
+) -> (Tensor<3>, Tensor<2>, Tensor<2>);
 
 fn bias_sum(w: &LstmWeights) -> Option<Tensor<1>> {
     match (&w.bias_ih, &w.bias_hh) {

@@ -72,7 +72,7 @@ pub fn mean_loss_with_cache(
         let out = model.forward(x)?;
         let logits = out.logits.expect("forward forms the logits");
         let probs = HostTensor::from_tensor(softmax(logits, 2)).values;
-        let hidden = HostTensor::from_tensor(out.raw).values;
+        let hidden = HostTensor::from_tensor(out.activations).values;
         let targets: Vec<i64> = y
             .into_data()
             .convert::<i64>()
@@ -118,11 +118,6 @@ pub fn mean_loss_with_cache(
     }
     model.reset();
     Ok(total / count.max(1) as f64)
-}
-
-/// `exp(loss)`, the perplexity of a mean cross-entropy in nats.
-pub fn perplexity(loss: f64) -> f64 {
-    loss.exp()
 }
 
 /// Bits per token of a mean cross-entropy in nats (bits per character for a char model).

@@ -11,7 +11,7 @@ use burn::optim::OptimizerRecord;
 use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::config::{OptimizerKind, TrainConfig};
+use super::config::TrainConfig;
 use super::optim::Averager;
 use super::step::TrainStep;
 use crate::checkpoint::native::ModelInfo;
@@ -37,8 +37,6 @@ pub struct Progress {
     pub step: usize,
     pub best_val: Option<f64>,
     pub val_losses: Vec<f64>,
-    /// The optimizer now in use (NT-ASGD switches to SGD).
-    pub optimizer: OptimizerKind,
     pub averaging: bool,
     pub masks_rng: Vec<u8>,
     /// Window-length RNG: (word position as decimal, stream).
@@ -46,7 +44,6 @@ pub struct Progress {
     /// Parameter ids by path (the optimizer's state is keyed by them).
     pub param_ids: BTreeMap<String, u64>,
     pub tokens: u64,
-    pub finished: bool,
 }
 
 /// Everything needed to continue a run exactly where it stopped.
@@ -101,20 +98,18 @@ impl Progress {
     }
 
     /// A run that has not started.
-    pub fn start(optimizer: OptimizerKind) -> Self {
+    pub fn start() -> Self {
         Self {
             epoch: 0,
             pos: 0,
             step: 0,
             best_val: None,
             val_losses: Vec::new(),
-            optimizer,
             averaging: false,
             masks_rng: Vec::new(),
             windows_rng: (String::new(), 0),
             param_ids: BTreeMap::new(),
             tokens: 0,
-            finished: false,
         }
     }
 }

@@ -46,7 +46,7 @@ impl Trainer {
         };
         let report = Reporter::open(&opts.metrics_path(), false, opts.progress, cfg.log_every)?;
         Ok(Self {
-            progress: Progress::start(cfg.optimizer),
+            progress: Progress::start(),
             cfg,
             data,
             opts,
@@ -158,7 +158,6 @@ impl Trainer {
             .as_ref()
             .map(|t| self.evaluate(t))
             .transpose()?;
-        self.progress.finished = true;
         self.save()?;
         Ok(Outcome::Finished(Summary {
             valid_loss,
@@ -234,7 +233,6 @@ impl Trainer {
         let p = &mut self.progress;
         if self.cfg.asgd && !p.averaging && non_monotone(&p.val_losses, val, self.cfg.nonmono) {
             p.averaging = true;
-            p.optimizer = OptimizerKind::Sgd;
             self.live.step.start_averaging(&self.cfg);
             self.report.say(&format!(
                 "NT-ASGD: validation stopped improving, averaging from step {}",
