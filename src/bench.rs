@@ -98,8 +98,8 @@ pub fn train(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Timing>
     Ok(timing(secs, steps, b * t))
 }
 
-/// `awd train` itself (data windows, step, progress, metrics) for `steps` steps on random
-/// tokens; the time is the loop's own, without validation and checkpoints.
+/// `awd train` itself (data windows, step, progress, metrics) for `steps` steps after a first
+/// one on random tokens; the time is the loop's own, without validation and checkpoints.
 pub fn train_loop(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Timing> {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut ids =
@@ -107,7 +107,7 @@ pub fn train_loop(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Ti
     let data = Dataset {
         vocab: Vocab::from_itos((0..VOCAB).map(|i| format!("t{i}")).collect()),
         level: Level::Word,
-        train: ids(cfg.batch_size * (cfg.bptt * steps + 2)),
+        train: ids(cfg.batch_size * (cfg.bptt * (steps + 1) + 2)),
         valid: ids(cfg.eval_batch_size * (cfg.bptt + 2)),
         test: None,
         description: "random tokens".into(),
@@ -121,15 +121,15 @@ pub fn train_loop(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Ti
         stop: Default::default(),
     };
     let cfg = TrainConfig {
-        max_steps: steps,
+        max_steps: steps + 1,
         epochs: 1,
         ..cfg.clone()
     };
     match Trainer::new(cfg, data, opts.prepare(false)?)?.run()? {
         Outcome::Finished(s) => Ok(timing(
             s.train_s,
-            s.steps,
-            (s.train_tokens as usize).div_ceil(s.steps.max(1)),
+            s.timed_steps,
+            (s.train_tokens as usize).div_ceil(s.timed_steps.max(1)),
         )),
         Outcome::Interrupted { .. } => unreachable!("nothing asks this run to stop"),
     }

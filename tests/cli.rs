@@ -316,6 +316,28 @@ fn bad_inputs_fail_cleanly_and_overwrite_nothing() {
         &awd(&["generate", "--model", s(&model), "--temperature", "0"]),
         "--temperature",
     );
+    // The run directory `awd train` prints stands for its model; a fastai .pth says what it is.
+    ok(&awd(&["generate", "--model", s(&run), "--tokens", "3"]));
+    let pth = tmp.path().join("as_fastai.pth");
+    ok(&awd(&["convert", s(&model), s(&pth)]));
+    fails_with(
+        &awd(&["eval", "--model", s(&pth), "--data", s(&shakespeare)]),
+        "awd convert",
+    );
+}
+
+/// The example: `--lr 1e9 --max-steps 50` used to run to the end, exit 0 and save a
+/// model of infinite perplexity.
+#[test]
+fn a_learning_rate_far_too_large_is_an_error_not_a_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let out = train_small(&run, &["--lr", "1e9", "--max-steps", "50"]);
+    fails_with(&out, "lower learning rate");
+    assert!(
+        !run.join("model.safetensors").exists(),
+        "no model of a diverged run"
+    );
 }
 
 #[test]

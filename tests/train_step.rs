@@ -202,3 +202,28 @@ fn the_main_job_learns_close_to_the_grammars_entropy() {
     let above = s.test_loss.unwrap().exp() / entropy.exp() - 1.0;
     assert!(above < 0.08, "{:.1}% above the entropy", 100.0 * above);
 }
+
+/// A `--config` file's `[model]` table overrides only the fields it names; the preset keeps the
+/// rest (the model's hyper-parameters are one list, nested in the run's).
+#[test]
+fn a_config_files_model_table_merges_into_the_preset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "epochs = 3\n[model]\nemb_size = 16\nbidirectional = true\n",
+    )
+    .unwrap();
+    let base = Preset::Tiny.config();
+    let cfg = TrainConfig::from_toml_file(&path, base.clone()).unwrap();
+    assert_eq!(cfg.epochs, 3);
+    assert_eq!(cfg.model.emb_size, 16);
+    assert!(cfg.model.bidirectional);
+    assert_eq!(cfg.model.hidden_size, base.model.hidden_size);
+    assert_eq!(cfg.lr, base.lr);
+    std::fs::write(&path, "emb_size = 16\n").unwrap();
+    let err = TrainConfig::from_toml_file(&path, base)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("emb_size"), "{err}");
+}

@@ -73,6 +73,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
         "train    {:.1} ms/step  {:.0} tokens/s",
         t.ms_per_step, t.tokens_per_s
     );
+    // Before the loop, which builds a second model in this process.
+    let peak_rss = bench::peak_rss_mb();
     if args.train_loop {
         let l = bench::train_loop(&cfg, steps, &device)?;
         println!(
@@ -84,8 +86,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     }
     println!(
         "train {name} tokens_per_s={:.0} peak_rss_mb={:.0}",
-        t.tokens_per_s,
-        bench::peak_rss_mb()
+        t.tokens_per_s, peak_rss
     );
     Ok(true)
 }

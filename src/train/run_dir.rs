@@ -98,7 +98,10 @@ pub struct Summary {
     /// Seconds this process spent in training windows (data, step, progress, metrics), without
     /// evaluation and checkpoints: what `awd bench --loop` compares with the step alone.
     pub train_s: f64,
-    /// Tokens this process trained on.
+    /// The steps `train_s` covers: this process's steps but its first, which pays one-time
+    /// allocations (as the step benchmark's warm-up does).
+    pub timed_steps: usize,
+    /// Tokens of the timed steps.
     pub train_tokens: u64,
     /// The least loss possible on this data, when known.
     pub entropy_rate: Option<f64>,

@@ -83,22 +83,22 @@ impl Trainer {
         let rows = Rows::new(&self.data.train, cfg.batch_size)?;
         let last = rows.row_len.saturating_sub(2);
         let planned = cfg.epochs * (rows.row_len - 1).div_ceil(cfg.bptt);
-        let total_steps = if cfg.max_steps > 0 {
-            cfg.max_steps.min(planned)
-        } else {
-            planned
+        let total_steps = match cfg.max_steps {
+            0 => planned,
+            max => max.min(planned),
         };
-        let (mut train_s, mut train_tokens, mut lr) = (0.0, 0u64, cfg.lr);
+        let (mut train_s, mut timed_steps, mut train_tokens, mut lr) = (0.0, 0, 0u64, cfg.lr);
         let mut last_val = None;
+        let first_step = self.progress.step + 1;
         while self.progress.epoch < cfg.epochs && self.progress.step < total_steps {
-            if self.progress.pos == 0 {
-                if let Some(m) = self.model.as_mut() {
-                    m.reset();
-                }
+            if self.progress.pos == 0
+                && let Some(m) = self.model.as_mut()
+            {
+                m.reset();
             }
             let p = &self.progress;
             self.report.start_epoch(p.epoch, rows.row_len, p.pos);
-            let started = Instant::now();
+            let mut started = Instant::now();
             while self.progress.pos < last && self.progress.step < total_steps {
                 if self.opts.stop.load(Ordering::SeqCst) {
                     self.report.abandon();
@@ -128,7 +128,12 @@ impl Trainer {
                 let p = &mut self.progress;
                 let tokens = (cfg.batch_size * seq) as u64;
                 (p.pos, p.step, p.tokens) = (p.pos + seq, p.step + 1, p.tokens + tokens);
-                train_tokens += tokens;
+                if p.step == first_step {
+                    // This process's first step pays one-time allocations: not timed.
+                    started = Instant::now();
+                } else {
+                    (timed_steps, train_tokens) = (timed_steps + 1, train_tokens + tokens);
+                }
                 self.report
                     .step(p.step, p.epoch, p.pos, stats.loss, tokens, lr)?;
             }
@@ -166,6 +171,7 @@ impl Trainer {
             tokens: self.progress.tokens,
             elapsed_s: self.report.elapsed(),
             train_s,
+            timed_steps,
             train_tokens,
             entropy_rate: self.data.entropy_rate,
             model_path: self.opts.model_path(),
@@ -181,14 +187,9 @@ impl Trainer {
     }
 
     fn evaluate(&self, ids: &[u32]) -> Result<f64> {
+        let (batch, bptt) = (self.cfg.eval_batch_size, self.cfg.bptt);
         let device = self.opts.device.clone().without_autodiff();
-        mean_loss(
-            &mut self.eval_model(),
-            ids,
-            self.cfg.eval_batch_size,
-            self.cfg.bptt,
-            &device,
-        )
+        mean_loss(&mut self.eval_model(), ids, batch, bptt, &device)
     }
 
     /// Writes the checkpoint, the curves and the model.
