@@ -95,6 +95,8 @@ impl<M: ModuleMapper, R: PathRenamer> ModuleMapper for RenameMapper<'_, M, R> {
 #[doc(hidden)]
 macro_rules! renamed_module {
     ($ty:ident $(<$g:ident : $bound:path>)?, $field:ident, $renamer:expr) => {
+        // `..self` carries the other fields; a type with none has nothing to carry.
+        #[allow(clippy::needless_update)]
         impl$(<$g: $bound>)? burn::module::Module for $ty$(<$g>)? {
             fn collect_devices(&self, devices: burn::module::Devices) -> burn::module::Devices {
                 self.$field.collect_devices(devices)
