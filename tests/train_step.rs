@@ -124,7 +124,7 @@ fn groups_scale_the_learning_rate_and_frozen_groups_stay() {
     let x: Tensor<1> = Tensor::from_floats([1.0, 2.0, 3.0], &dev);
     let run = |groups: Vec<Group>| {
         let mut step = TrainStep::new(&cfg);
-        let m = step.set_groups(make(), groups);
+        let m = step.set_groups(make(), groups).unwrap();
         let (m, _) = step
             .run(
                 m,
@@ -144,6 +144,7 @@ fn groups_scale_the_learning_rate_and_frozen_groups_stay() {
         ids: vec![ParamId::from(id)],
         lr_factor,
         frozen,
+        momentum: None,
     };
     let (a, b) = run(vec![group(1, 0.5, false), group(2, 1.0, false)]);
     for k in 0..3 {
@@ -154,6 +155,115 @@ fn groups_scale_the_learning_rate_and_frozen_groups_stay() {
     let (a, b) = run(vec![group(1, 1.0, true), group(2, 1.0, false)]);
     assert_eq!(a, vec![1.0; 3], "the frozen group did not move");
     assert!((b[0] - 0.9).abs() < 1e-6, "b: {b:?}");
+}
+
+/// Adam, two steps, the same gradients for both parameters: a group with its own β₁ moves as a
+/// one-group Adam with that β₁ would, the other as the configured one; SGD refuses a group
+/// momentum.
+#[test]
+fn a_group_momentum_is_that_groups_adam_beta1() {
+    let _serial = serial();
+    let dev = device::cpu_autodiff();
+    let make = || Two {
+        a: Param::initialized(ParamId::from(1), Tensor::ones([3], &dev).require_grad()),
+        b: Param::initialized(ParamId::from(2), Tensor::ones([3], &dev).require_grad()),
+    };
+    let cfg = TrainConfig {
+        optimizer: OptimizerKind::Adam,
+        beta1: 0.9,
+        ..TrainConfig::default()
+    };
+    // Loss a·x_k² + b·x_k²... with a different x at each step, so momentum matters.
+    let xs: Vec<Tensor<1>> = [[1.0, -2.0, 0.5], [-3.0, 1.0, 2.0]]
+        .into_iter()
+        .map(|v| Tensor::from_floats(v, &dev))
+        .collect();
+    let run = |cfg: &TrainConfig, groups: Vec<Group>| {
+        let mut step = TrainStep::new(cfg);
+        let mut m = step.set_groups(make(), groups).unwrap();
+        for x in &xs {
+            let loss = |m: &mut Two| {
+                let l = (m.a.val() * x.clone()).sum() + (m.b.val() * x.clone()).sum();
+                Ok((l.clone(), l))
+            };
+            m = step.run(m, 0.1, loss, |_, _| ()).unwrap().0;
+        }
+        let v = |p: &Param<Tensor<1>>| p.val().into_data().try_to_vec::<f32>().unwrap();
+        (v(&m.a), v(&m.b))
+    };
+    let own = Group {
+        name: "a".into(),
+        ids: vec![ParamId::from(1)],
+        lr_factor: 1.0,
+        frozen: false,
+        momentum: Some(0.0),
+    };
+    let (a, b) = run(&cfg, vec![own.clone()]);
+    let (a0, _) = run(
+        &TrainConfig {
+            beta1: 0.0,
+            ..cfg.clone()
+        },
+        vec![],
+    );
+    let (_, b9) = run(&cfg, vec![]);
+    assert_eq!(a, a0, "group a moves with beta1 0");
+    assert_eq!(b, b9, "b keeps the configured 0.9");
+    assert_ne!(a, b, "the two momenta give different updates");
+    let sgd = TrainConfig {
+        optimizer: OptimizerKind::Sgd,
+        ..cfg
+    };
+    assert!(TrainStep::new(&sgd).set_groups(make(), vec![own]).is_err());
+}
+
+/// Clipping folded into Adam's pass gives what clipping the gradients first gives (AdamW and
+/// Adam with L2 decay, a norm far above the limit).
+#[test]
+fn clipping_inside_adam_equals_clipping_the_gradients() {
+    use awd::kernels::adam::{Decay, FusedAdam};
+    use awd::train::optim::{clip_global_norm, grad_norms};
+    use burn::optim::GradientsParams;
+    let _serial = serial();
+    let dev = device::cpu_autodiff();
+    let make = || Two {
+        a: Param::initialized(ParamId::from(1), Tensor::ones([3], &dev).require_grad()),
+        b: Param::initialized(ParamId::from(2), Tensor::ones([3], &dev).require_grad()),
+    };
+    let x: Tensor<1> = Tensor::from_floats([3.0, -4.0, 12.0], &dev);
+    let loss = |m: &Two| (m.a.val() * x.clone()).sum() + (m.b.val() * x.clone() * 2.0).sum();
+    let v = |m: &Two| {
+        let f = |p: &Param<Tensor<1>>| p.val().into_data().try_to_vec::<f32>().unwrap();
+        [f(&m.a), f(&m.b)].concat()
+    };
+    for (kind, decay) in [
+        (OptimizerKind::Adamw, Decay::Decoupled(0.1)),
+        (OptimizerKind::Adam, Decay::L2(0.1)),
+    ] {
+        let cfg = TrainConfig {
+            optimizer: kind,
+            weight_decay: 0.1,
+            clip: 0.5,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-5,
+            ..TrainConfig::default()
+        };
+        let mut step = TrainStep::new(&cfg);
+        let (folded, stats) = step
+            .run(make(), 0.01, |m| Ok((loss(m), loss(m))), |_, _| ())
+            .unwrap();
+        let m = make();
+        let mut grads = GradientsParams::from_grads(loss(&m).backward(), &m);
+        let norms = grad_norms(&m, &grads);
+        let total = clip_global_norm(&m, &mut grads, &norms, 0.5);
+        assert!((total - stats.grad_norm).abs() < 1e-9 && total > 10.0);
+        let mut adam = FusedAdam::new(0.9, 0.99, 1e-5, decay).init();
+        let separate = adam.step(0.01, m, grads);
+        for (f, s) in v(&folded).iter().zip(v(&separate)) {
+            assert!((f - s).abs() <= 1e-7, "{kind:?}: {f} vs {s}");
+        }
+    }
 }
 
 /// A learning rate far too large: the run stops with an error naming the step and what to do,

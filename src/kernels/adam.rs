@@ -14,6 +14,8 @@ use burn::optim::{AdamState, AdaptiveMomentumState};
 use burn::tensor::{Device, Tensor};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 15;
@@ -29,41 +31,76 @@ pub enum Decay {
     Decoupled(f32),
 }
 
+/// A setting shared with the optimizer that owns it, so a loop can move it between steps.
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<AtomicU32>);
+
+impl Shared {
+    fn new(v: f32) -> Self {
+        Self(Arc::new(AtomicU32::new(v.to_bits())))
+    }
+    pub fn set(&self, v: f32) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    pub fn get(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// What a loop moves in a [`FusedAdam`] between steps.
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    /// β₁, the momentum (fastai's one-cycle cycles it; parameter groups may each have their own).
+    pub beta_1: Shared,
+    /// A factor on every gradient, 1 unless the step clips: the global-norm clipping folded into
+    /// the update's single pass instead of a pass of its own.
+    pub grad_scale: Shared,
+}
+
 /// Adam, with L2 or decoupled weight decay.
 #[derive(Clone)]
 pub struct FusedAdam {
-    beta_1: f32,
+    knobs: Knobs,
     beta_2: f32,
     epsilon: f32,
     decay: Decay,
-    /// Burn's Adam with the same settings, for tensors that are not on the flex backend.
-    reference: Adam,
 }
 
 impl FusedAdam {
     pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, decay: Decay) -> Self {
-        let l2 = match decay {
-            Decay::L2(wd) => Some(WeightDecayConfig::new(wd)),
-            _ => None,
-        };
-        let reference = AdamConfig::new()
-            .with_beta_1(beta_1)
-            .with_beta_2(beta_2)
-            .with_epsilon(epsilon)
-            .with_weight_decay(l2)
-            .build();
         Self {
-            beta_1,
+            knobs: Knobs {
+                beta_1: Shared::new(beta_1),
+                grad_scale: Shared::new(1.0),
+            },
             beta_2,
             epsilon,
             decay,
-            reference,
         }
+    }
+
+    /// The handles that move this optimizer's β₁ and gradient factor.
+    pub fn knobs(&self) -> Knobs {
+        self.knobs.clone()
     }
 
     /// As a module optimizer.
     pub fn init(self) -> ModuleOptimizer {
         ModuleOptimizer::from(self)
+    }
+
+    /// Burn's Adam with the current settings, for tensors that are not on the flex backend.
+    fn reference(&self) -> Adam {
+        let l2 = match self.decay {
+            Decay::L2(wd) => Some(WeightDecayConfig::new(wd)),
+            _ => None,
+        };
+        AdamConfig::new()
+            .with_beta_1(self.knobs.beta_1.get())
+            .with_beta_2(self.beta_2)
+            .with_epsilon(self.epsilon)
+            .with_weight_decay(l2)
+            .build()
     }
 }
 
@@ -95,7 +132,13 @@ impl Optimizer for FusedAdam {
                 .as_ref()
                 .is_some_and(|s| s.momentum.max_moment_2.is_some())
         {
-            let (stepped, state) = self.reference.step(lr, tensor.clone(), grad, state);
+            let scale = self.knobs.grad_scale.get();
+            let grad = if scale == 1.0 {
+                grad
+            } else {
+                grad.mul_scalar(scale)
+            };
+            let (stepped, state) = self.reference().step(lr, tensor.clone(), grad, state);
             return match self.decay {
                 // AdamW's update is Adam's minus lr·wd·p.
                 Decay::Decoupled(wd) => (stepped - tensor.mul_scalar(lr * wd as f64), state),
@@ -123,7 +166,11 @@ impl Optimizer for FusedAdam {
             }
         };
         // Burn's formulas (adam.rs, decay.rs), operation for operation.
-        let (b1, b2) = (self.beta_1, self.beta_2);
+        let (b1, b2, scale) = (
+            self.knobs.beta_1.get(),
+            self.beta_2,
+            self.knobs.grad_scale.get(),
+        );
         let (l2, keep) = match self.decay {
             Decay::None => (None, 1.0),
             Decay::L2(wd) => (Some(wd), 1.0),
@@ -144,8 +191,8 @@ impl Optimizer for FusedAdam {
             .for_each(|(((p, m), v), g)| {
                 for k in 0..p.len() {
                     let g = match l2 {
-                        Some(wd) => p[k] * wd + g[k],
-                        None => g[k],
+                        Some(wd) => p[k] * wd + g[k] * scale,
+                        None => g[k] * scale,
                     };
                     m[k] = m[k] * b1 + g * f1;
                     v[k] = v[k] * b2 + (g * g) * f2;

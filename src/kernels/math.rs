@@ -99,6 +99,17 @@ mod portable {
 }
 
 /// The largest element (`-inf` for an empty slice).
+/// `Σ x²` in f64, in parallel blocks added in order (the same result however the blocks are
+/// scheduled).
+pub fn sum_squares(xs: &[f32]) -> f64 {
+    use rayon::prelude::*;
+    let blocks: Vec<f64> = xs
+        .par_chunks(1 << 15)
+        .map(|c| c.iter().map(|&v| v as f64 * v as f64).sum())
+        .collect();
+    blocks.into_iter().sum()
+}
+
 pub fn max(xs: &[f32]) -> f32 {
     let mut acc = f32x8::splat(f32::NEG_INFINITY);
     let mut chunks = xs.chunks_exact(8);

@@ -145,6 +145,12 @@ impl std::ops::Deref for Buf {
     }
 }
 
+/// `Σ x²` of a tensor's values, on the host when it is on the flex backend (`None` elsewhere).
+pub fn sum_squares<const D: usize>(t: &Tensor<D>) -> Option<f64> {
+    let lowered = Lowered::new(t.clone())?;
+    Some(super::math::sum_squares(&Buf::from_flex(lowered.flex())))
+}
+
 /// The host copy of a flex tensor's values (row-major).
 pub(crate) fn host(t: &FlexTensor) -> Vec<f32> {
     Buf::from_flex(t).to_vec()

@@ -10,41 +10,55 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Tensor;
 
 use super::config::{OptimizerKind, Schedule, TrainConfig};
-use crate::kernels::adam::{Decay, FusedAdam};
+use crate::kernels::adam::{Decay, FusedAdam, Knobs};
+use crate::kernels::op::sum_squares;
 use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
 
 /// The optimizer for `kind` (Burn's, Adam computed in one pass: [`FusedAdam`]), with the run's betas, epsilon and weight decay. Clipping is done
 /// by [`clip_global_norm`], not by the optimizer (Burn clips each tensor on its own).
-pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> ModuleOptimizer {
+/// Returns with it the handles of Adam's β₁ and gradient factor (none for SGD).
+pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> (ModuleOptimizer, Option<Knobs>) {
     let wd = cfg.weight_decay as f32;
-    let adam = |decay| FusedAdam::new(cfg.beta1 as f32, cfg.beta2 as f32, cfg.eps as f32, decay);
+    let adam = |decay| {
+        let adam = FusedAdam::new(cfg.beta1 as f32, cfg.beta2 as f32, cfg.eps as f32, decay);
+        let knobs = adam.knobs();
+        (adam.init(), Some(knobs))
+    };
     match kind {
-        OptimizerKind::Adam if wd > 0.0 => adam(Decay::L2(wd)).init(),
-        OptimizerKind::Adam => adam(Decay::None).init(),
-        OptimizerKind::Adamw => adam(Decay::Decoupled(wd)).init(),
-        OptimizerKind::Sgd => SgdConfig::new()
-            .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
-            .with_momentum((cfg.beta1 > 0.0).then(|| {
-                MomentumConfig::new()
-                    .with_momentum(cfg.beta1)
-                    .with_dampening(0.0)
-            }))
-            .init(),
+        OptimizerKind::Adam if wd > 0.0 => adam(Decay::L2(wd)),
+        OptimizerKind::Adam => adam(Decay::None),
+        OptimizerKind::Adamw => adam(Decay::Decoupled(wd)),
+        OptimizerKind::Sgd => (
+            SgdConfig::new()
+                .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
+                .with_momentum((cfg.beta1 > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(cfg.beta1)
+                        .with_dampening(0.0)
+                }))
+                .init(),
+            None,
+        ),
     }
 }
 
-/// The 2-norm of each parameter's gradient, by path (parameters without a gradient are absent),
-/// read from the device in one transfer.
+/// The 2-norm of each parameter's gradient, by path (parameters without a gradient are absent):
+/// summed on the host in one parallel pass where the gradients are there (CPU), else on the
+/// device and read back in one transfer.
 pub fn grad_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(String, ParamId, f64)> {
     struct Norms<'a> {
         grads: &'a GradientsParams,
         names: Vec<(String, ParamId)>,
-        squares: Vec<Tensor<1>>,
+        host: Vec<f64>,
+        device: Vec<Tensor<1>>,
     }
     impl ParamVisitor for Norms<'_> {
         fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                self.squares.push(g.square().sum());
+                match sum_squares(&g) {
+                    Some(sq) => self.host.push(sq),
+                    None => self.device.push(g.square().sum()),
+                }
                 self.names.push((path.to_string(), param.id));
             }
         }
@@ -52,17 +66,19 @@ pub fn grad_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(String
     let mut v = Norms {
         grads,
         names: Vec::new(),
-        squares: Vec::new(),
+        host: Vec::new(),
+        device: Vec::new(),
     };
     visit_params(module, &mut v);
-    if v.squares.is_empty() {
-        return Vec::new();
-    }
-    let squares: Vec<f64> = Tensor::cat(v.squares, 0)
-        .into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .expect("f64 values");
+    let squares = if v.device.is_empty() {
+        v.host
+    } else {
+        Tensor::cat(v.device, 0)
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .expect("f64 values")
+    };
     v.names
         .into_iter()
         .zip(squares)
@@ -78,17 +94,25 @@ pub fn non_finite_gradient(norms: &[(String, ParamId, f64)]) -> Option<(&str, f6
         .map(|n| (n.0.as_str(), n.2))
 }
 
-/// `torch.nn.utils.clip_grad_norm_`: the total 2-norm over all gradients; when it exceeds
-/// `max_norm`, every gradient is scaled by `max_norm / (total + 1e-6)`. Returns the total norm.
+/// `torch.nn.utils.clip_grad_norm_`'s factor: with the total 2-norm over all gradients above
+/// `max_norm` (> 0), every gradient is to be scaled by `max_norm / (total + 1e-6)`. Returns the
+/// total norm and the factor (`None`: no clipping).
+pub fn clip_factor(norms: &[(String, ParamId, f64)], max_norm: f64) -> (f64, Option<f64>) {
+    let total = norms.iter().map(|n| n.2 * n.2).sum::<f64>().sqrt();
+    let clip = max_norm > 0.0 && total > max_norm;
+    (total, clip.then(|| max_norm / (total + 1e-6)))
+}
+
+/// `torch.nn.utils.clip_grad_norm_`: every gradient scaled by [`clip_factor`]'s factor. Returns
+/// the total norm.
 pub fn clip_global_norm<M: Module>(
     module: &M,
     grads: &mut GradientsParams,
     norms: &[(String, ParamId, f64)],
     max_norm: f64,
 ) -> f64 {
-    let total = norms.iter().map(|n| n.2 * n.2).sum::<f64>().sqrt();
-    if max_norm > 0.0 && total > max_norm {
-        let factor = max_norm / (total + 1e-6);
+    let (total, factor) = clip_factor(norms, max_norm);
+    if let Some(factor) = factor {
         struct Scale<'a> {
             grads: &'a mut GradientsParams,
             factor: f64,

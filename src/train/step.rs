@@ -4,16 +4,18 @@
 
 use std::collections::HashSet;
 
-use burn::module::{Module, Param, ParamGroup, ParamId};
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::module::{Module, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Int, Tensor};
 
 use super::config::{OptimizerKind, TrainConfig};
-use super::optim::{Averager, build, clip_global_norm, grad_norms, non_finite_gradient};
+use super::optim::{
+    Averager, build, clip_factor, clip_global_norm, grad_norms, non_finite_gradient,
+};
 use crate::error::{AwdError, Result};
+use crate::kernels::adam::Knobs;
 use crate::model::LanguageModel;
-use crate::params::{ParamMapper, map_params};
+use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
 
 /// Parameters that train together: one learning-rate factor, frozen or not.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct Group {
     pub lr_factor: f64,
     /// A frozen group's parameters get no gradient (autodiff does not track them) and no update.
     pub frozen: bool,
+    /// Adam's β₁ for this group (`None`: the configured one).
+    pub momentum: Option<f64>,
 }
 
 /// What one step measured.
@@ -39,12 +43,15 @@ pub struct StepStats {
 #[derive(Clone)]
 pub struct TrainStep {
     pub optim: ModuleOptimizer,
+    /// The optimizer's β₁ and gradient factor (Adam and AdamW; `None` for SGD).
+    knobs: Option<Knobs>,
     /// Clip the gradient to this global 2-norm (0: no clipping).
     pub clip: f64,
     /// AR and TAR coefficients of the language model's loss.
     pub alpha: f64,
     pub beta: f64,
-    /// Empty: every parameter in one group at the step's learning rate.
+    /// Empty: every parameter in one group at the step's learning rate. Parameters in no group
+    /// train at the step's rate and the configured momentum.
     pub groups: Vec<Group>,
     /// NT-ASGD's running average, once it averages.
     pub averager: Option<Averager>,
@@ -53,8 +60,10 @@ pub struct TrainStep {
 impl TrainStep {
     /// The step of `cfg`: its optimizer, clipping and AR/TAR.
     pub fn new(cfg: &TrainConfig) -> Self {
+        let (optim, knobs) = build(cfg, cfg.optimizer);
         Self {
-            optim: build(cfg, cfg.optimizer),
+            optim,
+            knobs,
             clip: cfg.clip,
             alpha: cfg.alpha,
             beta: cfg.beta,
@@ -69,12 +78,29 @@ impl TrainStep {
             beta1: 0.0,
             ..cfg.clone()
         };
-        self.optim = build(&plain, OptimizerKind::Sgd);
+        (self.optim, self.knobs) = build(&plain, OptimizerKind::Sgd);
         self.averager = Some(Averager::default());
     }
 
+    /// Moves the momentum (β₁) of every group that does not set its own (fastai's one-cycle
+    /// cycles it between steps). An error for SGD, which has none to move.
+    pub fn set_momentum(&mut self, beta_1: f64) -> Result<()> {
+        let Some(k) = &self.knobs else {
+            return Err(AwdError::Config(
+                "momentum is Adam's beta1: SGD has none to move".into(),
+            ));
+        };
+        k.beta_1.set(beta_1 as f32);
+        Ok(())
+    }
+
     /// Sets the groups and marks the frozen ones' parameters as not tracked by autodiff.
-    pub fn set_groups<M: Module>(&mut self, model: M, groups: Vec<Group>) -> M {
+    pub fn set_groups<M: Module>(&mut self, model: M, groups: Vec<Group>) -> Result<M> {
+        if self.knobs.is_none() && groups.iter().any(|g| g.momentum.is_some()) {
+            return Err(AwdError::Config(
+                "a group's momentum is Adam's beta1: SGD has none to set".into(),
+            ));
+        }
         let frozen: HashSet<ParamId> = groups
             .iter()
             .filter(|g| g.frozen)
@@ -88,7 +114,7 @@ impl TrainStep {
                 p.set_require_grad(track)
             }
         }
-        map_params(model, &mut Track(frozen))
+        Ok(map_params(model, &mut Track(frozen)))
     }
 
     /// One step of the language model on a window: `x`, `y` `[B, T]`, loss CE + α·AR + β·TAR.
@@ -148,16 +174,35 @@ impl TrainStep {
                 "the gradient of `{name}` has norm {n}"
             )));
         }
-        let grad_norm = clip_global_norm(&model, &mut grads, &norms, self.clip);
-        model = if self.groups.iter().all(|g| g.lr_factor == 1.0) {
-            self.optim.step(lr, model, grads)
-        } else {
-            let mut rates = ModuleLrScheduler::new(lr);
-            for g in &self.groups {
-                rates = rates.with_group(ParamGroup::from_ids(g.ids.clone()), lr * g.lr_factor);
+        // Clipping: folded into Adam's pass where the optimizer is Adam, a pass of its own else.
+        let (grad_norm, factor) = clip_factor(&norms, self.clip);
+        match (&self.knobs, factor) {
+            (Some(k), Some(f)) => k.grad_scale.set(f as f32),
+            (None, Some(_)) => {
+                clip_global_norm(&model, &mut grads, &norms, self.clip);
             }
-            self.optim.step(rates.step(), model, grads)
-        };
+            (_, None) => {}
+        }
+        if self.groups.is_empty() {
+            model = self.optim.step(lr, model, grads);
+        } else {
+            // One optimizer call per group, with its rate and momentum, on its gradients.
+            let (parts, rest) = split_grads(&model, grads, &self.groups);
+            let base = self.knobs.as_ref().map(|k| k.beta_1.get());
+            for (g, grads) in self.groups.iter().zip(parts) {
+                if let (Some(k), Some(beta_1)) = (&self.knobs, g.momentum) {
+                    k.beta_1.set(beta_1 as f32);
+                }
+                model = self.optim.step(lr * g.lr_factor, model, grads);
+                if let (Some(k), Some(b)) = (&self.knobs, base) {
+                    k.beta_1.set(b);
+                }
+            }
+            model = self.optim.step(lr, model, rest);
+        }
+        if let Some(k) = &self.knobs {
+            k.grad_scale.set(1.0);
+        }
         if let Some(a) = self.averager.as_mut() {
             a.update(&model);
         }
@@ -169,4 +214,38 @@ impl TrainStep {
             },
         ))
     }
+}
+
+/// `grads` split by group (in the groups' order), and the gradients of parameters in no group.
+fn split_grads<M: Module>(
+    model: &M,
+    grads: GradientsParams,
+    groups: &[Group],
+) -> (Vec<GradientsParams>, GradientsParams) {
+    struct Split {
+        grads: GradientsParams,
+        of: std::collections::HashMap<ParamId, usize>,
+        parts: Vec<GradientsParams>,
+    }
+    impl ParamVisitor for Split {
+        fn visit<const D: usize>(&mut self, _: &str, param: &Param<Tensor<D>>) {
+            if let Some(&k) = self.of.get(&param.id)
+                && let Some(g) = self.grads.remove::<D>(param.id)
+            {
+                self.parts[k].register(param.id, g);
+            }
+        }
+    }
+    let of = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(k, g)| g.ids.iter().map(move |&id| (id, k)))
+        .collect();
+    let mut split = Split {
+        grads,
+        of,
+        parts: groups.iter().map(|_| GradientsParams::new()).collect(),
+    };
+    visit_params(model, &mut split);
+    (split.parts, split.grads)
 }
