@@ -20,7 +20,8 @@ pub struct BenchArgs {
     /// Also time evaluation and batch-1 generation.
     #[arg(long)]
     pub all: bool,
-    /// Also run `awd train` itself on random tokens and report its loop's speed beside the step's.
+    /// Also run `awd train` itself on random tokens and report its loop's speed beside the step's
+    /// (three alternated runs of each, medians).
     #[arg(long = "loop")]
     pub train_loop: bool,
     #[arg(long, default_value = "cpu")]
@@ -76,12 +77,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     // Before the loop, which builds a second model in this process.
     let peak_rss = bench::peak_rss_mb();
     if args.train_loop {
-        let l = bench::train_loop(&cfg, steps, &device)?;
+        // Loop and step alternate, three times each, and each is read at its median: a shared
+        // machine drifts by more than the difference being measured.
+        let (mut loops, mut step_ms) = (Vec::new(), vec![t.ms_per_step]);
+        for round in 0..3 {
+            loops.push(bench::train_loop(&cfg, steps, &device)?.ms_per_step);
+            if round < 2 {
+                step_ms.push(bench::train(&cfg, steps, &device)?.ms_per_step);
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (l, s) = (median(&mut loops), median(&mut step_ms));
+        let tokens = (cfg.batch_size * cfg.bptt) as f64;
         println!(
-            "loop     {:.1} ms/step  {:.0} tokens/s  ({:+.1}% over the step)",
-            l.ms_per_step,
-            l.tokens_per_s,
-            100.0 * (l.ms_per_step / t.ms_per_step - 1.0)
+            "loop     {l:.1} ms/step  {:.0} tokens/s  ({:+.1}% over the step's {s:.1} ms; medians of 3 alternated runs each)",
+            tokens / l * 1e3,
+            100.0 * (l / s - 1.0)
         );
     }
     println!(
