@@ -82,18 +82,6 @@ impl TrainStep {
         self.averager = Some(Averager::default());
     }
 
-    /// Moves the momentum (β₁) of every group that does not set its own (fastai's one-cycle
-    /// cycles it between steps). An error for SGD, which has none to move.
-    pub fn set_momentum(&mut self, beta_1: f64) -> Result<()> {
-        let Some(k) = &self.knobs else {
-            return Err(AwdError::Config(
-                "momentum is Adam's beta1: SGD has none to move".into(),
-            ));
-        };
-        k.beta_1.set(beta_1 as f32);
-        Ok(())
-    }
-
     /// Sets the groups and marks the frozen ones' parameters as not tracked by autodiff.
     pub fn set_groups<M: Module>(&mut self, model: M, groups: Vec<Group>) -> Result<M> {
         if self.knobs.is_none() && groups.iter().any(|g| g.momentum.is_some()) {
