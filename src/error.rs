@@ -42,20 +42,17 @@ pub enum AwdError {
     /// Training produced a non-finite loss or gradient.
     #[error("training stopped: {0}")]
     Diverged(String),
-    /// A file system error, with the path it happened on.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file system error, with the path it happened on. (Not a `#[source]`: the message says
+    /// it once, and an error chain would print it a second time.)
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }
 
 impl AwdError {
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         AwdError::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            error: source,
         }
     }
 

@@ -150,6 +150,13 @@ fn unwritable_output_fails_before_training_with_a_clear_error() {
             !err.contains("training on"),
             "checked before any work: {err}"
         );
+        let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or("");
+        let reason = line.rsplit(": ").next().unwrap_or("");
+        assert_eq!(
+            line.matches(reason).count(),
+            1,
+            "the reason said once: {line}"
+        );
     }
 }
 

@@ -2,18 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use burn::tensor::{Int, Tensor};
 
 use crate::audit::explain::explain;
 use crate::audit::step::audit_step;
 use crate::audit::{Report, Table};
 use crate::checkpoint::{fastai, native};
-use crate::data::{Dataset, Rows, Source};
+use crate::data::Rows;
 use crate::device;
 use crate::dropout::{Masks, set_training};
 use crate::model::LanguageModel;
-use crate::train::{Preset, TrainStep};
+use crate::train::{Preset, TrainFlags, TrainStep};
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -26,12 +26,10 @@ pub struct ModelArgs {
     /// Text for the batch (default: the built-in grammar corpus).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long, default_value_t = 4)]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 20)]
-    pub bptt: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// The training configuration over the preset's (the step's optimizer, clipping, AR/TAR;
+    /// `--batch-size` and `--bptt` shape the one window).
+    #[command(flatten)]
+    pub flags: TrainFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,14 +55,13 @@ pub struct ExplainArgs {
 
 /// Builds the model and runs one audited step on one batch.
 fn audited_step(args: &ModelArgs) -> anyhow::Result<(Report, LanguageModel)> {
-    if args.batch_size == 0 || args.bptt == 0 {
-        bail!("--batch-size and --bptt must be at least 1");
-    }
+    let mut cfg = args.preset.config();
+    args.flags.apply(&mut cfg);
+    cfg.validate()?;
     let dev = device::cpu_autodiff();
-    dev.seed(args.seed);
-    let masks = Masks::seeded(args.seed);
-    let preset = args.preset.config();
-    let data = dataset(args, &preset)?;
+    dev.seed(cfg.seed);
+    let masks = Masks::seeded(cfg.seed);
+    let data = cfg.dataset(args.data.as_deref())?;
     let (model, vocab) = match &args.model {
         Some(path) => match native::load(path, &masks, &dev) {
             Ok((m, info)) => (m, Some(info.vocab)),
@@ -72,7 +69,7 @@ fn audited_step(args: &ModelArgs) -> anyhow::Result<(Report, LanguageModel)> {
         },
         // A fresh model takes the data's own vocabulary.
         None => {
-            let m = LanguageModel::new(&preset.model.with_vocab(data.vocab.len()), &masks, &dev)?;
+            let m = LanguageModel::new(&cfg.model.with_vocab(data.vocab.len()), &masks, &dev)?;
             (m, None)
         }
     };
@@ -88,29 +85,16 @@ fn audited_step(args: &ModelArgs) -> anyhow::Result<(Report, LanguageModel)> {
         }
         _ => data.train.iter().map(|&i| i % vocab_size).collect(),
     };
-    let rows = Rows::new(&ids, args.batch_size)?;
-    let (x, y): (Tensor<2, Int>, Tensor<2, Int>) = rows.window(0, args.bptt, &dev);
+    let rows = Rows::new(&ids, cfg.batch_size)?;
+    let (x, y): (Tensor<2, Int>, Tensor<2, Int>) = rows.window(0, cfg.bptt, &dev);
     let model = set_training(model, true);
-    // The preset's training step (optimizer, clipping, AR/TAR) at its learning rate.
-    let mut step = TrainStep::new(&preset);
+    // The training step of this configuration (optimizer, clipping, AR/TAR) at its rate.
+    let mut step = TrainStep::new(&cfg);
     let (alpha, beta) = (step.alpha, step.beta);
-    let (report, model) = audit_step(&mut step, model, &masks, preset.lr, |m| {
+    let (report, model) = audit_step(&mut step, model, &masks, cfg.lr, |m| {
         Ok(m.loss(x, y, alpha, beta)?.1.total)
     })?;
     Ok((report, model))
-}
-
-fn dataset(args: &ModelArgs, preset: &crate::train::TrainConfig) -> anyhow::Result<Dataset> {
-    Ok(match &args.data {
-        None => Dataset::grammar(20_000, preset.specials, args.seed)?,
-        Some(p) => Dataset::from_source(
-            &Source::from_path(p, preset.valid_fraction)?,
-            preset.level,
-            preset.specials,
-            preset.min_freq,
-            preset.max_vocab,
-        )?,
-    })
 }
 
 pub fn run_audit(args: AuditArgs) -> anyhow::Result<bool> {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::data::{Dataset, Level, Source, download};
+use crate::data::{Dataset, Level, download};
 use crate::device;
 use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainFlags, Trainer, state};
 
@@ -58,19 +58,7 @@ fn dataset(args: &TrainArgs, cfg: &mut TrainConfig) -> anyhow::Result<Dataset> {
         }
         (None, None) => None,
     };
-    Ok(match path {
-        None => Dataset::grammar(cfg.grammar_tokens, cfg.specials, cfg.seed)?,
-        Some(p) => {
-            let source = Source::from_path(&p, cfg.valid_fraction)?;
-            Dataset::from_source(
-                &source,
-                cfg.level,
-                cfg.specials,
-                cfg.min_freq,
-                cfg.max_vocab,
-            )?
-        }
-    })
+    Ok(cfg.dataset(path.as_deref())?)
 }
 
 fn default_out(args: &TrainArgs) -> PathBuf {

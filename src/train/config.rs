@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Level, Specials};
+use crate::data::{Dataset, Level, Source, Specials};
 use crate::error::{AwdError, Result};
 use crate::model::{AwdLstmConfig, ModelFlags};
 
@@ -194,6 +194,21 @@ impl TrainConfig {
         merged
             .try_into()
             .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The data set of a run: `path` (a file or a directory with train/valid/test) read at this
+    /// level and vocabulary, or without one the built-in grammar's corpus.
+    pub fn dataset(&self, path: Option<&std::path::Path>) -> Result<Dataset> {
+        match path {
+            None => Dataset::grammar(self.grammar_tokens, self.specials, self.seed),
+            Some(p) => Dataset::from_source(
+                &Source::from_path(p, self.valid_fraction)?,
+                self.level,
+                self.specials,
+                self.min_freq,
+                self.max_vocab,
+            ),
+        }
     }
 
     /// Ranges every value must lie in; the error names the flag.
