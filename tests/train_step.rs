@@ -100,10 +100,25 @@ fn bench_and_trainer_run_the_same_step() {
     }
 }
 
+/// Two parameters of three ones each, ids 1 and 2.
 #[derive(Module, Debug)]
 struct Two {
     a: Param<Tensor<1>>,
     b: Param<Tensor<1>>,
+}
+
+impl Two {
+    fn ones(dev: &burn::tensor::Device) -> Self {
+        let p =
+            |id: u64| Param::initialized(ParamId::from(id), Tensor::ones([3], dev).require_grad());
+        Two { a: p(1), b: p(2) }
+    }
+
+    /// The values of `a` and of `b`.
+    fn values(&self) -> (Vec<f32>, Vec<f32>) {
+        let v = |p: &Param<Tensor<1>>| p.val().into_data().try_to_vec::<f32>().unwrap();
+        (v(&self.a), v(&self.b))
+    }
 }
 
 /// Plain SGD, loss a·x + b·x: group `a` at half the step's rate moves half as far; a frozen
@@ -112,10 +127,7 @@ struct Two {
 fn groups_scale_the_learning_rate_and_frozen_groups_stay() {
     let _serial = serial();
     let dev = device::cpu_autodiff();
-    let make = || Two {
-        a: Param::initialized(ParamId::from(1), Tensor::ones([3], &dev).require_grad()),
-        b: Param::initialized(ParamId::from(2), Tensor::ones([3], &dev).require_grad()),
-    };
+    let make = || Two::ones(&dev);
     let cfg = TrainConfig {
         optimizer: OptimizerKind::Sgd,
         beta1: 0.0,
@@ -136,8 +148,7 @@ fn groups_scale_the_learning_rate_and_frozen_groups_stay() {
                 |_, _| (),
             )
             .unwrap();
-        let v = |p: &Param<Tensor<1>>| p.val().into_data().try_to_vec::<f32>().unwrap();
-        (v(&m.a), v(&m.b))
+        m.values()
     };
     let group = |id: u64, lr_factor: f64, frozen: bool| Group {
         name: format!("p{id}"),
@@ -164,10 +175,7 @@ fn groups_scale_the_learning_rate_and_frozen_groups_stay() {
 fn a_group_momentum_is_that_groups_adam_beta1() {
     let _serial = serial();
     let dev = device::cpu_autodiff();
-    let make = || Two {
-        a: Param::initialized(ParamId::from(1), Tensor::ones([3], &dev).require_grad()),
-        b: Param::initialized(ParamId::from(2), Tensor::ones([3], &dev).require_grad()),
-    };
+    let make = || Two::ones(&dev);
     let cfg = TrainConfig {
         optimizer: OptimizerKind::Adam,
         beta1: 0.9,
@@ -188,8 +196,7 @@ fn a_group_momentum_is_that_groups_adam_beta1() {
             };
             m = step.run(m, 0.1, loss, |_, _| ()).unwrap().0;
         }
-        let v = |p: &Param<Tensor<1>>| p.val().into_data().try_to_vec::<f32>().unwrap();
-        (v(&m.a), v(&m.b))
+        m.values()
     };
     let own = Group {
         name: "a".into(),
@@ -226,15 +233,12 @@ fn clipping_inside_adam_equals_clipping_the_gradients() {
     use burn::optim::GradientsParams;
     let _serial = serial();
     let dev = device::cpu_autodiff();
-    let make = || Two {
-        a: Param::initialized(ParamId::from(1), Tensor::ones([3], &dev).require_grad()),
-        b: Param::initialized(ParamId::from(2), Tensor::ones([3], &dev).require_grad()),
-    };
+    let make = || Two::ones(&dev);
     let x: Tensor<1> = Tensor::from_floats([3.0, -4.0, 12.0], &dev);
     let loss = |m: &Two| (m.a.val() * x.clone()).sum() + (m.b.val() * x.clone() * 2.0).sum();
     let v = |m: &Two| {
-        let f = |p: &Param<Tensor<1>>| p.val().into_data().try_to_vec::<f32>().unwrap();
-        [f(&m.a), f(&m.b)].concat()
+        let (a, b) = m.values();
+        [a, b].concat()
     };
     for (kind, decay) in [
         (OptimizerKind::Adamw, Decay::Decoupled(0.1)),
