@@ -4,6 +4,7 @@ pub mod batches;
 pub mod corpus;
 pub mod dataset;
 pub mod download;
+pub mod fastai_vocab;
 pub mod grammar;
 pub mod vocab;
 

@@ -87,11 +87,13 @@ impl Vocab {
         Ok(Self::from_itos(itos))
     }
 
-    /// A vocabulary from its token list (as saved with a model).
+    /// A vocabulary from its token list (as saved with a model). fastai's padding entries
+    /// (`xxfake`) get no id of their own: that token reads as unknown, as in fastai.
     pub fn from_itos(itos: Vec<String>) -> Self {
         let stoi = itos
             .iter()
             .enumerate()
+            .filter(|(_, s)| s.as_str() != super::fastai_vocab::FAKE)
             .map(|(i, s)| (s.clone(), i as u32))
             .collect();
         Self { itos, stoi }
