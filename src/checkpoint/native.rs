@@ -33,6 +33,42 @@ pub fn save(path: &Path, model: &LanguageModel, info: &ModelInfo) -> Result<()> 
     super::write_atomic(path, &bytes)
 }
 
+/// A model to evaluate or sample from: an awd model file (or run directory), or — with the
+/// vocabulary pickle `vocab` it came with — a fastai language model's weights (`.pth` or
+/// `.safetensors`, sizes read from the tensors), at word level with fastai's specials.
+pub fn load_with_vocab(
+    path: &Path,
+    vocab: Option<&Path>,
+    masks: &Masks,
+    device: &Device,
+) -> Result<(LanguageModel, ModelInfo)> {
+    let Some(vocab_path) = vocab else {
+        return load(path, masks, device);
+    };
+    let model = fastai::load(path, None, masks, device)?;
+    let vocab = crate::data::fastai_vocab::read_pickle(vocab_path)?;
+    let rows = model.config().vocab_size;
+    if vocab.len() != rows {
+        return Err(AwdError::checkpoint(
+            vocab_path,
+            format!(
+                "{} tokens, but the weights in {} have {rows} embedding rows: not the vocabulary \
+                 these weights were trained with",
+                vocab.len(),
+                path.display()
+            ),
+        ));
+    }
+    let extra = serde_json::json!({ "level": "word", "specials": "fastai" });
+    Ok((
+        model,
+        ModelInfo {
+            vocab: vocab.itos().to_vec(),
+            extra,
+        },
+    ))
+}
+
 /// Reads a model file written by [`save`]; a run directory (as `awd train` prints it) stands
 /// for its model file.
 pub fn load(path: &Path, masks: &Masks, device: &Device) -> Result<(LanguageModel, ModelInfo)> {
@@ -42,7 +78,8 @@ pub fn load(path: &Path, masks: &Masks, device: &Device) -> Result<(LanguageMode
     // PyTorch's `.pth` files are zip archives.
     if bytes.starts_with(b"PK\x03\x04") {
         return Err(bad(format!(
-            "a PyTorch checkpoint (.pth, e.g. a fastai model), not an awd model file: convert it with \
+            "a PyTorch checkpoint (.pth, e.g. a fastai model), not an awd model file: give its \
+             vocabulary with --vocab VOCAB.pkl, or convert the weights with \
              `awd convert {} model.safetensors` (its vocabulary is not inside it)",
             path.display()
         )));

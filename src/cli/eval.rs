@@ -14,9 +14,13 @@ use crate::train::eval::{CacheConfig, bits, mean_loss, mean_loss_with_cache};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// A model file written by `awd train` (model.safetensors), or its run directory.
+    /// A model file written by `awd train` (model.safetensors), or its run directory; or a fastai
+    /// language model's weights (.pth) with --vocab.
     #[arg(long)]
     pub model: PathBuf,
+    /// The fastai vocabulary pickle (itos.pkl) of a fastai --model.
+    #[arg(long)]
+    pub vocab: Option<PathBuf>,
     /// A text file, or a directory with train/valid/test.txt.
     #[arg(long)]
     pub data: PathBuf,
@@ -52,7 +56,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
         bail!("--cache-lambda must lie in [0, 1]");
     }
     let device = device::select(&args.device)?;
-    let (mut model, info) = native::load(&args.model, &Masks::default(), &device)?;
+    let (mut model, info) = native::load_with_vocab(
+        &args.model,
+        args.vocab.as_deref(),
+        &Masks::default(),
+        &device,
+    )?;
     let level = model_level(&info.extra);
     let vocab = Vocab::from_itos(info.vocab.clone());
     let path = match Source::from_path(&args.data, 0.1)? {

@@ -18,8 +18,13 @@ use crate::params::HostTensor;
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
+    /// A model file written by `awd train` (model.safetensors), or its run directory; or a fastai
+    /// language model's weights (.pth) with --vocab.
     #[arg(long)]
     pub model: PathBuf,
+    /// The fastai vocabulary pickle (itos.pkl) of a fastai --model.
+    #[arg(long)]
+    pub vocab: Option<PathBuf>,
     /// Text to continue (empty: start of a line).
     #[arg(long, default_value = "")]
     pub prompt: String,
@@ -98,7 +103,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<bool> {
         bail!("--temperature must be > 0");
     }
     let device = device::select(&args.device)?;
-    let (mut model, info) = native::load(&args.model, &Masks::default(), &device)?;
+    let (mut model, info) = native::load_with_vocab(
+        &args.model,
+        args.vocab.as_deref(),
+        &Masks::default(),
+        &device,
+    )?;
     let level = model_level(&info.extra);
     let vocab = Vocab::from_itos(info.vocab);
     let mut input = prompt_ids(&args.prompt, level, &vocab)?;
