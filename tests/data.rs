@@ -127,8 +127,38 @@ fn one_cycle_warms_up_to_the_peak_then_anneals() {
     assert!((at(250) - lr).abs() < 1e-12);
     assert!(at(100) > at(0) && at(100) < lr);
     assert!(at(600) < lr && at(600) > at(900));
-    assert!((at(1000) - lr / 25e4).abs() < 1e-12);
+    assert!((at(1000) - lr / 1e5).abs() < 1e-12);
     assert_eq!(scheduled_lr(Schedule::Constant, lr, 500, 1000), lr);
+}
+
+/// fastai's `fit_one_cycle` values step by step (recorded with fastai 2.8.12 by
+/// tests/vectors/make_one_cycle.py): the learning rate as awd's one-cycle schedule gives it,
+/// and the momentum from the same cosine pair (fastai computes the positions in f32: within 1e-6
+/// of the schedule's peak).
+#[test]
+fn one_cycle_is_fastais_step_by_step() {
+    use awd::train::Schedule;
+    use awd::train::optim::{combined_cos, scheduled_lr};
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/one_cycle.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let (lr_max, n) = (
+        v["lr_max"].as_f64().unwrap(),
+        v["steps"].as_u64().unwrap() as usize,
+    );
+    let moms: Vec<f64> = serde_json::from_value(v["moms"].clone()).unwrap();
+    let close = |got: f64, want: f64, peak: f64| (got - want).abs() <= 1e-6 * peak;
+    for i in 0..n {
+        let want_lr = v["lr"][i].as_f64().unwrap();
+        let lr = scheduled_lr(Schedule::OneCycle, lr_max, i, n);
+        assert!(close(lr, want_lr, lr_max), "step {i}: lr {lr} vs {want_lr}");
+        let want_mom = v["mom"][i].as_f64().unwrap();
+        let mom = combined_cos(0.25, moms[0], moms[1], moms[2], i as f64 / n as f64);
+        assert!(
+            close(mom, want_mom, moms[0]),
+            "step {i}: momentum {mom} vs {want_mom}"
+        );
+    }
 }
 
 #[test]

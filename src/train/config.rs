@@ -22,7 +22,7 @@ pub enum OptimizerKind {
 pub enum Schedule {
     Constant,
     /// fastai's `fit_one_cycle`: cosine warm-up from lr/25 over 25% of the steps, then cosine
-    /// annealing to lr/25e4.
+    /// annealing to lr/1e5.
     OneCycle,
 }
 

@@ -134,18 +134,25 @@ pub fn scheduled_lr(schedule: Schedule, lr: f64, step: usize, total: usize) -> f
     match schedule {
         Schedule::Constant => lr,
         Schedule::OneCycle => {
-            let total = total.max(1) as f64;
-            let t = (step as f64 / total).min(1.0);
-            let warm = 0.25;
-            let cos = |start: f64, end: f64, pct: f64| {
-                end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0)
-            };
-            if t < warm {
-                cos(lr / 25.0, lr, t / warm)
-            } else {
-                cos(lr, lr / 25e4, (t - warm) / (1.0 - warm))
-            }
+            let pos = step as f64 / total.max(1) as f64;
+            combined_cos(0.25, lr / 25.0, lr, lr / 1e5, pos)
         }
+    }
+}
+
+/// fastai's `combined_cos(pct, start, middle, end)` at `pos` in [0, 1]: a cosine from `start`
+/// to `middle` over the first `pct` of the run, then from `middle` to `end` (what
+/// `fit_one_cycle` schedules the learning rate and the momentum with).
+pub fn combined_cos(pct: f64, start: f64, middle: f64, end: f64, pos: f64) -> f64 {
+    let cos = |a: f64, b: f64, p: f64| {
+        a + (1.0 + (std::f64::consts::PI * (1.0 - p)).cos()) * (b - a) / 2.0
+    };
+    if pos >= 1.0 {
+        end
+    } else if pos < pct {
+        cos(start, middle, pos / pct)
+    } else {
+        cos(middle, end, (pos - pct) / (1.0 - pct))
     }
 }
 
