@@ -102,3 +102,54 @@ fn a_fastai_pretrained_vocabulary_reads() {
     assert_eq!(&vocab.itos()[..3], ["xxunk", "xxpad", "xxbos"]);
     assert_eq!(vocab.id("xxmaj"), 8);
 }
+
+/// fastai's `match_embeds` on a case with new tokens and padding (recorded with fastai 2.8.12 by
+/// tests/vectors/make_match_embeds.py): rows and biases copied, new tokens at the mean (1e-6),
+/// the embedding's aliases set alike.
+#[test]
+fn match_embeds_is_fastais() {
+    use awd::checkpoint::fastai::match_embeds;
+    use awd::params::HostTensor;
+    let v = json("match_embeds.json");
+    let matrix = |key: &str| -> (Vec<usize>, Vec<f32>) {
+        let rows: Vec<Vec<f32>> = serde_json::from_value(v[key].clone()).unwrap();
+        (vec![rows.len(), rows[0].len()], rows.concat())
+    };
+    let (shape, values) = matrix("old_emb");
+    let emb = HostTensor::new(shape, values);
+    let bias: Vec<f32> = serde_json::from_value(v["old_bias"].clone()).unwrap();
+    let mut tensors = std::collections::BTreeMap::from([
+        ("0.encoder.weight".to_string(), emb.clone()),
+        ("0.encoder_dp.emb.weight".to_string(), emb.clone()),
+        ("1.decoder.weight".to_string(), emb),
+        (
+            "1.decoder.bias".to_string(),
+            HostTensor::new(vec![bias.len()], bias),
+        ),
+    ]);
+    let (old, new) = (strings(&v["old_vocab"]), strings(&v["new_vocab"]));
+    match_embeds(&mut tensors, &old, &new).unwrap();
+    let (shape, want) = matrix("new_emb");
+    for key in [
+        "0.encoder.weight",
+        "0.encoder_dp.emb.weight",
+        "1.decoder.weight",
+    ] {
+        assert_eq!(tensors[key].shape, shape, "{key}");
+        for (g, w) in tensors[key].values.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-6, "{key}: {g} vs {w}");
+        }
+    }
+    let want: Vec<f32> = serde_json::from_value(v["new_bias"].clone()).unwrap();
+    for (g, w) in tensors["1.decoder.bias"].values.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-6, "bias: {g} vs {w}");
+    }
+    let mut keys: Vec<&String> = tensors.keys().collect();
+    keys.sort();
+    assert_eq!(keys, strings(&v["keys"]).iter().collect::<Vec<_>>());
+    // Weights that do not fit the vocabulary they came with are refused, saying so.
+    let err = match_embeds(&mut tensors, &old, &new)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("12 rows") && err.contains("8 tokens"), "{err}");
+}

@@ -21,6 +21,69 @@ const EMBEDDING: &str = "0.encoder.weight";
 const EMBEDDING_DP_ALIAS: &str = "0.encoder_dp.emb.weight";
 const DECODER_WEIGHT: &str = "1.decoder.weight";
 
+const DECODER_BIAS: &str = "1.decoder.bias";
+
+/// fastai's `match_embeds`: the pretrained `tensors` (trained with `old` vocabulary) rewritten
+/// for the `new` one. A token of the new vocabulary found in the old takes its embedding row and
+/// decoder bias (a token the old list holds twice, like `xxfake`, its last row, as fastai's
+/// `{w: i}` dict makes it); a new token takes the mean row and the mean bias. The embedding's
+/// aliases (the dropout's copy when present, the decoder weight) are set to the same rows.
+pub fn match_embeds(
+    tensors: &mut BTreeMap<String, HostTensor>,
+    old: &[String],
+    new: &[String],
+) -> Result<()> {
+    let emb = tensors
+        .get(EMBEDDING)
+        .ok_or_else(|| AwdError::Shape(format!("the weights have no `{EMBEDDING}`")))?;
+    let [rows, e] = emb.shape[..] else {
+        return Err(AwdError::Shape(format!(
+            "`{EMBEDDING}` is not a matrix: {:?}",
+            emb.shape
+        )));
+    };
+    if rows != old.len() {
+        return Err(AwdError::Shape(format!(
+            "`{EMBEDDING}` has {rows} rows but the pretrained vocabulary {} tokens",
+            old.len()
+        )));
+    }
+    let old_id: std::collections::HashMap<&str, usize> = old
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.as_str(), i))
+        .collect();
+    let mean_row: Vec<f32> = (0..e)
+        .map(|j| (0..rows).map(|i| emb.values[i * e + j] as f64).sum::<f64>() / rows as f64)
+        .map(|m| m as f32)
+        .collect();
+    let mut values = Vec::with_capacity(new.len() * e);
+    for w in new {
+        match old_id.get(w.as_str()) {
+            Some(&i) => values.extend_from_slice(&emb.values[i * e..(i + 1) * e]),
+            None => values.extend_from_slice(&mean_row),
+        }
+    }
+    let matched = HostTensor::new(vec![new.len(), e], values);
+    if let Some(bias) = tensors.get(DECODER_BIAS) {
+        let mean = (bias.values.iter().map(|&b| b as f64).sum::<f64>() / rows as f64) as f32;
+        let values = new
+            .iter()
+            .map(|w| old_id.get(w.as_str()).map_or(mean, |&i| bias.values[i]))
+            .collect();
+        tensors.insert(
+            DECODER_BIAS.into(),
+            HostTensor::new(vec![new.len()], values),
+        );
+    }
+    if tensors.contains_key(EMBEDDING_DP_ALIAS) {
+        tensors.insert(EMBEDDING_DP_ALIAS.into(), matched.clone());
+    }
+    tensors.insert(DECODER_WEIGHT.into(), matched.clone());
+    tensors.insert(EMBEDDING.into(), matched);
+    Ok(())
+}
+
 /// Reads a checkpoint's tensors, choosing the format by extension (`.pth`/`.pt`/`.bin`: PyTorch,
 /// `.safetensors`).
 pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
