@@ -153,3 +153,34 @@ fn match_embeds_is_fastais() {
         .to_string();
     assert!(err.contains("12 rows") && err.contains("8 tokens"), "{err}");
 }
+
+/// The encoder file has the names and shapes of fastai's `save_encoder` state dict (recorded
+/// with fastai 2.8.12 by tests/vectors/make_encoder_keys.py), and reads back as written.
+#[test]
+fn the_encoder_state_dict_is_fastais() {
+    use awd::checkpoint::fastai::{encoder_state_dict, read_tensors, write_tensors};
+    use awd::model::{AwdLstmConfig, LanguageModel};
+    let v = json("encoder_keys.json");
+    let c = &v["config"];
+    let n = |k: &str| c[k].as_u64().unwrap() as usize;
+    let config = AwdLstmConfig {
+        vocab_size: n("vocab_sz"),
+        emb_size: n("emb_sz"),
+        hidden_size: n("n_hid"),
+        n_layers: n("n_layers"),
+        ..AwdLstmConfig::default()
+    };
+    let model = LanguageModel::new(&config, &awd::Masks::default(), &awd::device::cpu()).unwrap();
+    let enc = encoder_state_dict(&model);
+    let want: std::collections::BTreeMap<String, Vec<usize>> =
+        serde_json::from_value(v["tensors"].clone()).unwrap();
+    let got: std::collections::BTreeMap<String, Vec<usize>> = enc
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect();
+    assert_eq!(got, want);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("encoder.pth");
+    write_tensors(&path, &enc).unwrap();
+    assert_eq!(read_tensors(&path).unwrap(), enc);
+}

@@ -341,3 +341,60 @@ fn a_config_files_model_table_merges_into_the_preset() {
         .to_string();
     assert!(err.contains("emb_size"), "{err}");
 }
+
+/// fastai's `awd_lstm_lm_split` and `freeze`: one group per LSTM layer, then embedding +
+/// decoder; with all but the last frozen, a step moves only the embedding and the decoder bias.
+#[test]
+fn lm_groups_split_as_fastai_and_freeze_all_but_the_last() {
+    use awd::params::param_paths;
+    use awd::train::lm_groups;
+    let _serial = serial();
+    let cfg = TrainConfig {
+        model: AwdLstmConfig {
+            n_layers: 3,
+            ..small().model
+        },
+        ..small()
+    };
+    let data = Dataset::grammar(2000, Specials::Ptb, 1).unwrap();
+    let dev = device::cpu_autodiff();
+    let (model, _) = init_model(&cfg, data.vocab.len(), &dev).unwrap();
+    let mut groups = lm_groups(&model);
+    assert_eq!(groups.len(), 4);
+    let paths = param_paths(&model);
+    let ids = awd::train::state::param_ids(&model);
+    let names = |g: &Group| -> Vec<String> {
+        let of = |p: &String| ParamId::from(ids[p]);
+        let mut v: Vec<String> = paths
+            .iter()
+            .filter(|p| g.ids.contains(&of(p)))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    };
+    for (l, g) in groups.iter().take(3).enumerate() {
+        assert!(!g.ids.is_empty());
+        assert!(
+            names(g)
+                .iter()
+                .all(|p| p.starts_with(&format!("0.rnns.{l}."))),
+            "{:?}",
+            names(g)
+        );
+    }
+    assert_eq!(names(&groups[3]), ["0.encoder.weight", "1.decoder.bias"]);
+    for g in groups.iter_mut().take(3) {
+        g.frozen = true;
+    }
+    let before: std::collections::BTreeMap<_, _> = named_values(&model).into_iter().collect();
+    let mut step = TrainStep::new(&cfg);
+    let model = step.set_groups(model, groups).unwrap();
+    let rows = Rows::new(&data.train, cfg.batch_size).unwrap();
+    let (x, y) = rows.window(0, cfg.bptt, &dev);
+    let (model, _) = step.lm(model, x, y, cfg.lr).unwrap();
+    for (path, after) in named_values(&model) {
+        let moved = before[&path] != after;
+        assert_eq!(moved, !path.starts_with("0.rnns."), "{path}");
+    }
+}

@@ -97,6 +97,17 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     }
 }
 
+/// The encoder alone as fastai's `save_encoder` writes it (`get_model(model)[0].state_dict()`:
+/// the language model's `0.*` tensors without the `0.` — `encoder.weight`,
+/// `encoder_dp.emb.weight`, `rnns.{l}.weight_hh_l0_raw`, `rnns.{l}.module.*`), which fastai's
+/// `load_encoder` and a text classifier take.
+pub fn encoder_state_dict(model: &LanguageModel) -> BTreeMap<String, HostTensor> {
+    to_state_dict(model)
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("0.").map(|k| (k.to_string(), v)))
+        .collect()
+}
+
 /// Writes tensors in the format the extension names, atomically.
 pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<()> {
     match extension(path).as_str() {

@@ -15,5 +15,5 @@ pub mod trainer;
 pub use config::{OptimizerKind, Preset, Schedule, TrainConfig, TrainFlags};
 pub use run_dir::{Outcome, Prepared, RunOptions, Summary};
 pub use state::init_model;
-pub use step::{Group, StepStats, TrainStep};
+pub use step::{Group, StepStats, TrainStep, lm_groups};
 pub use trainer::Trainer;

@@ -30,6 +30,41 @@ pub struct Group {
     pub momentum: Option<f64>,
 }
 
+/// fastai's `awd_lstm_lm_split`: one group per LSTM layer (`0.rnns.{l}.*`), then the embedding
+/// with the decoder (`0.encoder.*`, `1.decoder.*`), in that order; rates 1, none frozen.
+pub fn lm_groups(model: &LanguageModel) -> Vec<Group> {
+    struct Paths(Vec<(String, ParamId)>);
+    impl ParamVisitor for Paths {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            self.0.push((path.to_string(), param.id));
+        }
+    }
+    let mut paths = Paths(Vec::new());
+    visit_params(model, &mut paths);
+    let layers = model.encoder().rnns.len();
+    let mut groups: Vec<Group> = (0..=layers)
+        .map(|l| Group {
+            name: if l < layers {
+                format!("LSTM layer {l}")
+            } else {
+                "embedding + decoder".into()
+            },
+            ids: Vec::new(),
+            lr_factor: 1.0,
+            frozen: false,
+            momentum: None,
+        })
+        .collect();
+    for (path, id) in paths.0 {
+        let layer = path
+            .strip_prefix("0.rnns.")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|l| l.parse::<usize>().ok());
+        groups[layer.unwrap_or(layers)].ids.push(id);
+    }
+    groups
+}
+
 /// What one step measured.
 #[derive(Debug, Clone, Copy)]
 pub struct StepStats {
