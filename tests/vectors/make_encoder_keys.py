@@ -1,5 +1,5 @@
 """Records the state dict fastai's `save_encoder` writes (`get_model(learn.model)[0].state_dict()`)
-for a small AWD-LSTM, for tests/fastai_vocab.rs (run with fastai 2.8.12:
+for a small AWD-LSTM, for tests/fastai_artifacts.rs (run with fastai 2.8.12:
 `python3 tests/vectors/make_encoder_keys.py`). Not part of awd's build or tests.
 """
 import json

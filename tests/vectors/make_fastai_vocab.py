@@ -1,4 +1,4 @@
-"""Records fastai's vocabulary rules for tests/fastai_vocab.rs (run with PyTorch 2.15 + fastai 2.8.12:
+"""Records fastai's vocabulary rules for tests/fastai_artifacts.rs (run with PyTorch 2.15 + fastai 2.8.12:
 `python3 tests/vectors/make_fastai_vocab.py ../shared/testdata/ulmfit/tokens.jsonl`).
 
 - fastai_vocab.json: the tokens of 300 documents of tokens.jsonl (two articles, then review snippets), and what fastai's

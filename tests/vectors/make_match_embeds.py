@@ -1,4 +1,4 @@
-"""Records fastai's `match_embeds` for tests/fastai_vocab.rs (run with fastai 2.8.12:
+"""Records fastai's `match_embeds` for tests/fastai_artifacts.rs (run with fastai 2.8.12:
 `python3 tests/vectors/make_match_embeds.py`): a small pretrained state dict (encoder, its
 dropout copy, tied decoder, decoder bias) with its vocabulary, a new vocabulary with tokens the
 old one lacks (and `xxfake` padding, which fastai maps to the old vocabulary's last `xxfake`),

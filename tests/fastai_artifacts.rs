@@ -1,5 +1,6 @@
-//! fastai's vocabularies: `make_vocab`'s rules against fastai itself, and vocabulary pickles
-//! both ways. The vectors were recorded with fastai 2.8.12 by tests/vectors/make_fastai_vocab.py.
+//! fastai's artifacts against fastai itself: vocabularies (`make_vocab`'s rules, pickles both
+//! ways), `match_embeds`, and the encoder file. The vectors under tests/vectors were recorded with
+//! fastai 2.8.12 by the scripts beside them.
 
 use std::path::PathBuf;
 
