@@ -1,4 +1,4 @@
-"""Records fastai's loss of the shared pretrained model on known tokens, for tests/fastai_artifacts.rs
+"""Records fastai's loss of the shared pretrained model on known tokens, for tests/ulmfit.rs
 (run with PyTorch 2.15 + fastai 2.8.12: `python3 tests/vectors/make_ulmfit_eval.py ../shared/testdata/ulmfit`).
 
 ulmfit_eval.json: three documents of tokens.jsonl as text lines (tokens joined by spaces), the
