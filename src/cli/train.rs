@@ -20,7 +20,8 @@ pub struct TrainArgs {
     /// Starting hyper-parameters (flags and --config override them).
     #[arg(long, value_enum, default_value = "tiny")]
     pub preset: Preset,
-    /// A TOML file of hyper-parameters (field names as the flags, with underscores).
+    /// A TOML file of hyper-parameters (field names as the flags, with underscores; the model's in a
+    /// `[model]` table).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Where the checkpoints, metrics and model go (default: a new directory under runs/).
