@@ -8,12 +8,14 @@ use crate::checkpoint::native;
 use crate::data::corpus::Level;
 use crate::data::dataset::encode_file;
 use crate::data::{Source, Vocab, vocab::UNK};
-use crate::device;
+use crate::device::{self, Device};
 use crate::dropout::Masks;
+use crate::model::LanguageModel;
 use crate::train::eval::{CacheConfig, bits, mean_loss, mean_loss_with_cache};
 
+/// The model a command reads, and its vocabulary.
 #[derive(Debug, clap::Args)]
-pub struct EvalArgs {
+pub struct ModelSource {
     /// A model file written by `awd train` (model.safetensors), or its run directory; or a fastai
     /// language model's weights (.pth) with --vocab.
     #[arg(long)]
@@ -21,6 +23,23 @@ pub struct EvalArgs {
     /// The fastai vocabulary pickle (itos.pkl) of a fastai --model.
     #[arg(long)]
     pub vocab: Option<PathBuf>,
+}
+
+impl ModelSource {
+    /// The model, its vocabulary and the level it reads text at (word unless it says otherwise).
+    pub fn load(&self, device: &Device) -> crate::Result<(LanguageModel, Vocab, Level)> {
+        let masks = Masks::default();
+        let (model, info) =
+            native::load_with_vocab(&self.model, self.vocab.as_deref(), &masks, device)?;
+        let level = serde_json::from_value(info.extra["level"].clone()).unwrap_or(Level::Word);
+        Ok((model, Vocab::from_itos(info.vocab), level))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
     /// A text file, or a directory with train/valid/test.txt.
     #[arg(long)]
     pub data: PathBuf,
@@ -43,11 +62,6 @@ pub struct EvalArgs {
     pub device: String,
 }
 
-/// The level a model was trained at (word unless it says otherwise).
-pub fn model_level(extra: &serde_json::Value) -> Level {
-    serde_json::from_value(extra["level"].clone()).unwrap_or(Level::Word)
-}
-
 pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
     if args.batch_size == 0 || args.bptt == 0 {
         bail!("--batch-size and --bptt must be at least 1");
@@ -56,14 +70,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
         bail!("--cache-lambda must lie in [0, 1]");
     }
     let device = device::select(&args.device)?;
-    let (mut model, info) = native::load_with_vocab(
-        &args.model,
-        args.vocab.as_deref(),
-        &Masks::default(),
-        &device,
-    )?;
-    let level = model_level(&info.extra);
-    let vocab = Vocab::from_itos(info.vocab.clone());
+    let (mut model, vocab, level) = args.source.load(&device)?;
     let path = match Source::from_path(&args.data, 0.1)? {
         Source::File { path, .. } => path,
         Source::Dir { valid, test, .. } => match (args.split.as_deref(), test) {

@@ -1,30 +1,22 @@
 //! `awd generate`: text from a trained model, printed as it is produced.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::bail;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::eval::model_level;
-use crate::checkpoint::native;
+use super::eval::ModelSource;
 use crate::data::corpus::{EOS, Level};
 use crate::data::{Specials, Vocab};
 use crate::device;
-use crate::dropout::Masks;
 use crate::params::HostTensor;
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// A model file written by `awd train` (model.safetensors), or its run directory; or a fastai
-    /// language model's weights (.pth) with --vocab.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The fastai vocabulary pickle (itos.pkl) of a fastai --model.
-    #[arg(long)]
-    pub vocab: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: ModelSource,
     /// Text to continue (empty: start of a line).
     #[arg(long, default_value = "")]
     pub prompt: String,
@@ -103,14 +95,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<bool> {
         bail!("--temperature must be > 0");
     }
     let device = device::select(&args.device)?;
-    let (mut model, info) = native::load_with_vocab(
-        &args.model,
-        args.vocab.as_deref(),
-        &Masks::default(),
-        &device,
-    )?;
-    let level = model_level(&info.extra);
-    let vocab = Vocab::from_itos(info.vocab);
+    let (mut model, vocab, level) = args.source.load(&device)?;
     let mut input = prompt_ids(&args.prompt, level, &vocab)?;
     // Special tokens other than the end of line are never produced (unknown, padding, ...).
     let banned: Vec<bool> = vocab
