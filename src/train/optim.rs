@@ -48,41 +48,43 @@ pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> (ModuleOptimizer, Option
 pub fn grad_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(String, ParamId, f64)> {
     struct Norms<'a> {
         grads: &'a GradientsParams,
-        names: Vec<(String, ParamId)>,
-        host: Vec<f64>,
+        /// Path, id, and the sum of squares when it was taken on the host.
+        found: Vec<(String, ParamId, Option<f64>)>,
         device: Vec<Tensor<1>>,
     }
     impl ParamVisitor for Norms<'_> {
         fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                match sum_squares(&g) {
-                    Some(sq) => self.host.push(sq),
-                    None => self.device.push(g.square().sum()),
+                let host = sum_squares(&g);
+                if host.is_none() {
+                    self.device.push(g.square().sum());
                 }
-                self.names.push((path.to_string(), param.id));
+                self.found.push((path.to_string(), param.id, host));
             }
         }
     }
     let mut v = Norms {
         grads,
-        names: Vec::new(),
-        host: Vec::new(),
+        found: Vec::new(),
         device: Vec::new(),
     };
     visit_params(module, &mut v);
-    let squares = if v.device.is_empty() {
-        v.host
+    let mut device = if v.device.is_empty() {
+        Vec::new()
     } else {
         Tensor::cat(v.device, 0)
             .into_data()
             .convert::<f64>()
             .try_to_vec::<f64>()
             .expect("f64 values")
-    };
-    v.names
+    }
+    .into_iter();
+    v.found
         .into_iter()
-        .zip(squares)
-        .map(|((path, id), sq)| (path, id, sq.sqrt()))
+        .map(|(path, id, host)| {
+            let sq = host.unwrap_or_else(|| device.next().expect("one value per device sum"));
+            (path, id, sq.sqrt())
+        })
         .collect()
 }
 

@@ -149,25 +149,19 @@ impl TrainStep {
         lr: f64,
     ) -> Result<(LanguageModel, StepStats)> {
         let (alpha, beta) = (self.alpha, self.beta);
-        let vocab = model.config().vocab_size;
-        let (model, stats) = self.run(
+        // A loss far above a uniform guess's (ln V) means the run has diverged.
+        let uniform = (model.config().vocab_size.max(2) as f64).ln();
+        let loss = |m: &mut LanguageModel| {
+            let (_, loss) = m.loss(x, y, alpha, beta)?;
+            Ok((loss.total, loss.cross_entropy))
+        };
+        self.step(
             model,
             lr,
-            |m| {
-                let (_, loss) = m.loss(x, y, alpha, beta)?;
-                Ok((loss.total, loss.cross_entropy))
-            },
+            Some(("a uniform guess's", uniform, 3.0)),
+            loss,
             |_, _| (),
-        )?;
-        // A loss far above a uniform guess's (ln V) means the run has diverged.
-        let uniform = (vocab.max(2) as f64).ln();
-        if stats.loss > 3.0 * uniform {
-            return Err(AwdError::Diverged(format!(
-                "the loss {:.3} is far above a uniform guess's {uniform:.3}",
-                stats.loss
-            )));
-        }
-        Ok((model, stats))
+        )
     }
 
     /// One step of any module: `loss` runs the forward and returns the loss to differentiate
@@ -175,8 +169,21 @@ impl TrainStep {
     /// Non-finite losses and gradients are errors naming what overflowed.
     pub fn run<M: Module>(
         &mut self,
+        model: M,
+        lr: f64,
+        loss: impl FnOnce(&mut M) -> Result<(Tensor<1>, Tensor<1>)>,
+        inspect: impl FnOnce(&M, &GradientsParams),
+    ) -> Result<(M, StepStats)> {
+        self.step(model, lr, None, loss, inspect)
+    }
+
+    /// [`run`](Self::run), where `limit` = (what, reference, factor) also makes a reported loss
+    /// above `factor · reference` a divergence, found before any backward work.
+    fn step<M: Module>(
+        &mut self,
         mut model: M,
         lr: f64,
+        limit: Option<(&str, f64, f64)>,
         loss: impl FnOnce(&mut M) -> Result<(Tensor<1>, Tensor<1>)>,
         inspect: impl FnOnce(&M, &GradientsParams),
     ) -> Result<(M, StepStats)> {
@@ -188,6 +195,14 @@ impl TrainStep {
             .expect("f64 values");
         if !values.iter().all(|v| v.is_finite()) {
             return Err(AwdError::Diverged(format!("the loss is {}", values[0])));
+        }
+        if let Some((what, reference, factor)) = limit
+            && values[1] > factor * reference
+        {
+            return Err(AwdError::Diverged(format!(
+                "the loss {:.3} is far above {what} {reference:.3}",
+                values[1]
+            )));
         }
         let mut grads = GradientsParams::from_grads(total.backward(), &model);
         inspect(&model, &grads);
