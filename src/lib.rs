@@ -18,6 +18,7 @@ pub mod kernels;
 pub mod model;
 pub mod nn;
 pub mod params;
+pub mod text;
 pub mod train;
 
 pub use dropout::{Masks, WeightDropout};

@@ -6,6 +6,7 @@ mod convert;
 mod demo;
 mod eval;
 mod generate;
+mod tokenize;
 mod train;
 
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     Explain(audit::ExplainArgs),
     /// Time training steps, evaluation and generation of the real model (P1, P2 shapes).
     Bench(bench::BenchArgs),
+    /// fastai's tokenization (its rules, then spaCy's English tokenizer) of one document a line.
+    Tokenize(tokenize::TokenizeArgs),
     /// Convert a fastai AWD-LSTM checkpoint between .pth and .safetensors (format from the extension).
     Convert {
         input: std::path::PathBuf,
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => audit::run_explain(args),
         Command::Eval(args) => eval::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
         Command::Convert {
             input,
             output,

@@ -1,0 +1,30 @@
+//! fastai's text tokenization: its rules (`rules`), then spaCy's English tokenizer (`spacy`).
+//!
+//! `tokenize` is what fastai's `Tokenizer(WordTokenizer())` returns for one text; `for_corpus`
+//! applies fastai's post-rule (`replace_space`: a space inside a token becomes `▁`), as fastai's
+//! language-model data does before numericalizing.
+
+pub mod rules;
+pub mod spacy;
+
+use rayon::prelude::*;
+
+/// fastai's tokens of one document (`xxbos` first).
+pub fn tokenize(text: &str) -> Vec<String> {
+    spacy::Spacy::english().tokenize(&rules::apply(text))
+}
+
+/// Many documents, tokenized in parallel, in input order.
+pub fn tokenize_all<S: AsRef<str> + Sync>(texts: &[S]) -> Vec<Vec<String>> {
+    texts.par_iter().map(|t| tokenize(t.as_ref())).collect()
+}
+
+/// fastai's `replace_space` post-rule.
+pub fn replace_space(token: &str) -> String {
+    token.replace(' ', "▁")
+}
+
+/// fastai's tokens of one document as its language-model data holds them (post-rules applied).
+pub fn for_corpus(text: &str) -> Vec<String> {
+    tokenize(text).iter().map(|t| replace_space(t)).collect()
+}

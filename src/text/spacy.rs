@@ -1,0 +1,509 @@
+//! spaCy's rule-based tokenizer (what `spacy.blank("en")` does, fastai's `WordTokenizer`), run over
+//! spaCy's own English tables (`spacy_en.json`, written by `tests/vectors/make_spacy_tables.py`).
+//!
+//! The algorithm is spaCy 3.8's `Tokenizer.__call__`: split on whitespace (a single `' '` after a
+//! token is that token's trailing space; any other run of whitespace is a token); each chunk is an
+//! exception, or loses prefixes and suffixes until none is left (stopping early at an exception),
+//! then what is left is an exception, a URL, or split at its infixes; last, runs of tokens with no
+//! space between them that spell an exception containing affix characters are merged back into that
+//! exception's tokens (spaCy's special-case matcher).
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use fancy_regex::Regex;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Tables {
+    prefix: String,
+    suffix: String,
+    infix: String,
+    url: String,
+    faster_heuristics: bool,
+    exceptions: HashMap<String, Vec<String>>,
+}
+
+/// One of spaCy's patterns: an alternation, searched as Python's `re` does (the leftmost match,
+/// and at that position the first alternative that matches), but fast: a `RegexSet` of the
+/// alternatives with their lookarounds removed (each matches wherever its alternative does) says
+/// which alternatives can match at all, and only those are run, most as plain automata.
+struct Pattern {
+    alts: Vec<Alt>,
+    maybe: regex::RegexSet,
+}
+
+enum Alt {
+    Plain(regex::Regex),
+    Fancy(Regex),
+}
+
+impl Pattern {
+    fn new(p: &str) -> Pattern {
+        let pieces = alternatives(p);
+        let stripped: Vec<String> = pieces.iter().map(|a| without_lookarounds(a)).collect();
+        let alts = pieces
+            .iter()
+            .zip(&stripped)
+            .map(|(a, s)| {
+                if a == s {
+                    Alt::Plain(regex::Regex::new(a).expect("spaCy's patterns compile"))
+                } else {
+                    Alt::Fancy(Regex::new(a).expect("spaCy's patterns compile"))
+                }
+            })
+            .collect();
+        Pattern {
+            alts,
+            maybe: regex::RegexSet::new(&stripped).expect("spaCy's patterns compile"),
+        }
+    }
+
+    /// The first match starting at or after `pos` (Python's `re.search` from `pos`).
+    fn find_at(&self, s: &str, pos: usize) -> Option<(usize, usize)> {
+        let mut best: Option<(usize, usize)> = None;
+        for i in self.maybe.matches_at(s, pos).iter() {
+            let m = match &self.alts[i] {
+                Alt::Plain(re) => re.find_at(s, pos).map(|m| (m.start(), m.end())),
+                Alt::Fancy(re) => re
+                    .find_from_pos(s, pos)
+                    .ok()
+                    .flatten()
+                    .map(|m| (m.start(), m.end())),
+            };
+            // Alternatives come in order: a later one wins only by starting earlier.
+            if let Some(m) = m
+                && best.is_none_or(|b| m.0 < b.0)
+            {
+                best = Some(m);
+            }
+        }
+        best
+    }
+
+    fn find(&self, s: &str) -> Option<(usize, usize)> {
+        self.find_at(s, 0)
+    }
+
+    fn is_match(&self, s: &str) -> bool {
+        self.find(s).is_some()
+    }
+
+    /// Every match, left to right, not overlapping (Python's `re.finditer`).
+    fn find_iter(&self, s: &str) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
+        let mut pos = 0;
+        while pos <= s.len() {
+            let Some((a, b)) = self.find_at(s, pos) else {
+                break;
+            };
+            found.push((a, b));
+            pos = if b > a {
+                b
+            } else {
+                b + s[b..].chars().next().map_or(1, char::len_utf8)
+            };
+        }
+        found
+    }
+}
+
+/// The top-level alternatives of `p` (split at `|` outside groups and classes).
+fn alternatives(p: &str) -> Vec<String> {
+    let b = p.as_bytes();
+    let (mut depth, mut in_class, mut i, mut from) = (0usize, false, 0, 0);
+    let mut out = Vec::new();
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => depth -= 1,
+            b'|' if !in_class && depth == 0 => {
+                out.push(p[from..i].to_string());
+                from = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(p[from..].to_string());
+    out
+}
+
+/// `p` with every `(?=…)`, `(?!…)`, `(?<=…)` and `(?<!…)` group removed.
+fn without_lookarounds(p: &str) -> String {
+    let b = p.as_bytes();
+    let mut out = String::with_capacity(p.len());
+    let (mut i, mut copied) = (0, 0);
+    let mut in_class = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'[' if !in_class => {
+                in_class = true;
+                i += 1;
+                // A `]` first in a class is a literal.
+                if b.get(i) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => {
+                in_class = false;
+                i += 1;
+            }
+            b'(' if !in_class
+                && ["(?=", "(?!", "(?<=", "(?<!"]
+                    .iter()
+                    .any(|l| p[i..].starts_with(l)) =>
+            {
+                out.push_str(&p[copied..i]);
+                i = group_end(b, i);
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&p[copied..]);
+    out
+}
+
+/// The index after the group opening at `start` (escapes and classes skipped).
+fn group_end(b: &[u8], start: usize) -> usize {
+    let (mut depth, mut i, mut in_class) = (0usize, start, false);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// The compiled tables.
+pub struct Spacy {
+    prefix: Pattern,
+    suffix: Pattern,
+    infix: Pattern,
+    url: Pattern,
+    exceptions: HashMap<String, Vec<String>>,
+    /// Exceptions spaCy's matcher looks for after tokenizing: their affix-only tokens, joined by
+    /// `\u{1}`, to the exception's text.
+    merges: HashMap<String, String>,
+    /// The most tokens any merge pattern has.
+    longest_merge: usize,
+    /// The first tokens of the merge patterns (a run can only start at one of these).
+    merge_starts: HashSet<String>,
+}
+
+/// Python's `str.isspace` (Rust's `char::is_whitespace` lacks the information separators).
+pub fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+const SEP: char = '\u{1}';
+
+impl Spacy {
+    /// spaCy's English tables, compiled once.
+    pub fn english() -> &'static Spacy {
+        static EN: OnceLock<Spacy> = OnceLock::new();
+        EN.get_or_init(|| {
+            let tables: Tables = serde_json::from_str(include_str!("spacy_en.json"))
+                .expect("spacy_en.json is awd's own table");
+            Spacy::new(tables)
+        })
+    }
+
+    fn new(t: Tables) -> Spacy {
+        let mut s = Spacy {
+            prefix: Pattern::new(&t.prefix),
+            suffix: Pattern::new(&t.suffix),
+            infix: Pattern::new(&t.infix),
+            url: Pattern::new(&t.url),
+            exceptions: t.exceptions,
+            merges: HashMap::default(),
+            longest_merge: 0,
+            merge_starts: HashSet::default(),
+        };
+        // spaCy's `add_special_case`: an exception with affixes (or a space) is also matched
+        // after tokenization, as the tokens the affix rules alone make of it.
+        let mut merges = HashMap::default();
+        for key in s.exceptions.keys() {
+            let affixed = s.prefix_len(key) > 0
+                || s.suffix_len(key) > 0
+                || s.infix.is_match(key)
+                || key.contains(' ');
+            if affixed || !t.faster_heuristics {
+                let mut pieces = Vec::new();
+                s.tokenize_affixes(key, None, &mut pieces);
+                s.longest_merge = s.longest_merge.max(pieces.len());
+                if let Some(first) = pieces.first() {
+                    s.merge_starts.insert(first.text.clone());
+                }
+                merges.insert(join(pieces.iter().map(|p| p.text.as_str())), key.clone());
+            }
+        }
+        s.merges = merges;
+        s
+    }
+
+    fn prefix_len(&self, s: &str) -> usize {
+        self.prefix.find(s).map_or(0, |(a, b)| b - a)
+    }
+
+    fn suffix_len(&self, s: &str) -> usize {
+        self.suffix.find(s).map_or(0, |(a, b)| b - a)
+    }
+
+    /// The tokens of `text` (their texts; whitespace other than single spaces are tokens too).
+    pub fn tokenize(&self, text: &str) -> Vec<String> {
+        // spaCy caches each chunk's tokens (the rules are a pure function of the chunk): one
+        // cache a thread, exceptions included, borrowed for the whole text.
+        thread_local! {
+            static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+        }
+        let mut pieces = Vec::with_capacity(text.len() / 4);
+        CACHE.with(|c| {
+            let mut cache = c.borrow_mut();
+            if cache.len() >= 200_000 {
+                cache.clear();
+            }
+            self.tokenize_affixes(text, Some(&mut cache), &mut pieces);
+        });
+        self.apply_merges(&mut pieces);
+        pieces.into_iter().map(|p| p.text).collect()
+    }
+
+    /// spaCy's `_tokenize_affixes`: whitespace chunks, each split by the affix rules; exceptions
+    /// apply when there is a cache (spaCy's `with_special_cases`).
+    fn tokenize_affixes(&self, text: &str, mut cache: Option<&mut Cache>, out: &mut Vec<Piece>) {
+        let Some(first) = text.chars().next() else {
+            return;
+        };
+        let mut in_ws = py_isspace(first);
+        let mut start = 0;
+        for (i, c) in text.char_indices() {
+            if py_isspace(c) != in_ws {
+                if start < i {
+                    self.chunk(&text[start..i], cache.as_deref_mut(), out);
+                }
+                if c == ' ' {
+                    if let Some(last) = out.last_mut() {
+                        last.space = true;
+                    }
+                    start = i + 1;
+                } else {
+                    start = i;
+                }
+                in_ws = !in_ws;
+            }
+        }
+        if start < text.len() {
+            self.chunk(&text[start..], cache, out);
+            if let Some(last) = out.last_mut() {
+                last.space = text.ends_with(' ') && !in_ws;
+            }
+        }
+    }
+
+    /// One whitespace-delimited chunk: cached, an exception, or split afresh.
+    fn chunk(&self, span: &str, cache: Option<&mut Cache>, out: &mut Vec<Piece>) {
+        let Some(cache) = cache else {
+            return self.split(span, false, out);
+        };
+        if let Some(hit) = cache.get(span) {
+            out.extend(hit.iter().map(|t| Piece::new(t)));
+            return;
+        }
+        let from = out.len();
+        match self.exceptions.get(span) {
+            Some(tokens) => out.extend(tokens.iter().map(|t| Piece::new(t))),
+            None => self.split(span, true, out),
+        }
+        let tokens = out[from..].iter().map(|p| p.text.clone()).collect();
+        cache.insert(span.to_string(), tokens);
+    }
+
+    /// spaCy's `_split_affixes` then `_attach_tokens`.
+    fn split(&self, span: &str, specials: bool, out: &mut Vec<Piece>) {
+        let special = |s: &str| specials && self.exceptions.contains_key(s);
+        let mut prefixes: Vec<&str> = Vec::new();
+        let mut suffixes: Vec<&str> = Vec::new();
+        let mut s = span;
+        let mut last_len = usize::MAX;
+        while !s.is_empty() && s.len() != last_len {
+            if special(s) {
+                break;
+            }
+            last_len = s.len();
+            let pre = self.prefix_len(s);
+            if pre != 0 && s.len() > pre && special(&s[pre..]) {
+                prefixes.push(&s[..pre]);
+                s = &s[pre..];
+                break;
+            }
+            let suf = self.suffix_len(&s[pre..]);
+            if suf != 0 && s.len() > suf && special(&s[..s.len() - suf]) {
+                suffixes.push(&s[s.len() - suf..]);
+                s = &s[..s.len() - suf];
+                break;
+            }
+            if pre != 0 && suf != 0 && pre + suf <= s.len() {
+                prefixes.push(&s[..pre]);
+                suffixes.push(&s[s.len() - suf..]);
+                s = &s[pre..s.len() - suf];
+            } else if pre != 0 {
+                prefixes.push(&s[..pre]);
+                s = &s[pre..];
+            } else if suf != 0 {
+                suffixes.push(&s[s.len() - suf..]);
+                s = &s[..s.len() - suf];
+            }
+        }
+        out.extend(prefixes.iter().map(|p| Piece::new(p)));
+        if !s.is_empty() {
+            if let Some(tokens) = self.exceptions.get(s).filter(|_| specials) {
+                out.extend(tokens.iter().map(|t| Piece::new(t)));
+            } else if self.url.is_match(s) {
+                out.push(Piece::new(s));
+            } else {
+                self.split_infixes(s, out);
+            }
+        }
+        out.extend(suffixes.iter().rev().map(|p| Piece::new(p)));
+    }
+
+    fn split_infixes(&self, s: &str, out: &mut Vec<Piece>) {
+        let mut start = 0;
+        for (a, b) in self.infix.find_iter(s) {
+            // spaCy skips an infix at the very start of the string.
+            if a == 0 {
+                continue;
+            }
+            if a != start {
+                out.push(Piece::new(&s[start..a]));
+            }
+            if a != b {
+                out.push(Piece::new(&s[a..b]));
+            }
+            start = b;
+        }
+        if start < s.len() {
+            out.push(Piece::new(&s[start..]));
+        }
+    }
+
+    /// spaCy's `_apply_special_cases`: token runs that spell an affixed exception, longest first,
+    /// become that exception's tokens when no space separates them.
+    fn apply_merges(&self, pieces: &mut Vec<Piece>) {
+        if self.merges.is_empty() || pieces.is_empty() {
+            return;
+        }
+        let mut matches = Vec::new(); // (start, end)
+        for start in 0..pieces.len() {
+            if !self.merge_starts.contains(&pieces[start].text) {
+                continue;
+            }
+            for len in 1..=self.longest_merge.min(pieces.len() - start) {
+                let key = join(pieces[start..start + len].iter().map(|p| p.text.as_str()));
+                if self.merges.contains_key(&key) {
+                    matches.push((start, start + len));
+                }
+            }
+        }
+        if matches.is_empty() {
+            return;
+        }
+        // spaCy's `_filter_special_spans`: longest (then latest) first; a span is kept when its
+        // first and last tokens are not yet covered; every span marks its tokens covered.
+        matches.sort_by_key(|&(s, e)| (e - s, s));
+        let mut seen = HashSet::default();
+        let mut kept = Vec::new();
+        for &(s, e) in matches.iter().rev() {
+            if !seen.contains(&s) && !seen.contains(&(e - 1)) {
+                kept.push((s, e));
+            }
+            seen.extend(s..e);
+        }
+        kept.sort();
+        let mut merged = Vec::with_capacity(pieces.len());
+        let mut i = 0;
+        let mut kept = kept.into_iter().peekable();
+        while i < pieces.len() {
+            match kept.peek() {
+                Some(&(s, e)) if s == i => {
+                    kept.next();
+                    let text: String = pieces[s..e]
+                        .iter()
+                        .enumerate()
+                        .map(|(k, p)| {
+                            if p.space && s + k + 1 < e {
+                                format!("{} ", p.text)
+                            } else {
+                                p.text.clone()
+                            }
+                        })
+                        .collect();
+                    match self.exceptions.get(&text) {
+                        Some(tokens) => {
+                            let space = pieces[e - 1].space;
+                            merged.extend(tokens.iter().map(|t| Piece::new(t)));
+                            merged.last_mut().expect("exceptions are not empty").space = space;
+                        }
+                        None => merged.extend(pieces[s..e].iter().cloned()),
+                    }
+                    i = e;
+                }
+                _ => {
+                    merged.push(pieces[i].clone());
+                    i += 1;
+                }
+            }
+        }
+        *pieces = merged;
+    }
+}
+
+fn join<'a>(texts: impl Iterator<Item = &'a str>) -> String {
+    let mut key = String::new();
+    for (i, t) in texts.enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        key.push_str(t);
+    }
+    key
+}
+
+type Cache = HashMap<String, Vec<String>>;
+
+/// A token and whether a single space follows it.
+#[derive(Clone)]
+struct Piece {
+    text: String,
+    space: bool,
+}
+
+impl Piece {
+    fn new(text: &str) -> Piece {
+        Piece {
+            text: text.to_string(),
+            space: false,
+        }
+    }
+}
