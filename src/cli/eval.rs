@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::bail;
 
 use crate::checkpoint::native;
-use crate::data::corpus::Level;
+use crate::data::corpus::{Level, emit_docs};
 use crate::data::dataset::encode_file;
-use crate::data::{Source, Vocab, vocab::UNK};
+use crate::data::{DocOptions, Source, Vocab, vocab::UNK};
 use crate::device::{self, Device};
 use crate::dropout::Masks;
 use crate::model::LanguageModel;
@@ -46,6 +46,10 @@ pub struct EvalArgs {
     /// Which split of a directory: test (default when present) or valid.
     #[arg(long)]
     pub split: Option<String>,
+    /// A CSV file's text column (its validation rows are evaluated where an `is_valid` column
+    /// marks them, else every row; a directory of .txt files: every file).
+    #[arg(long, default_value = "text")]
+    pub text_col: String,
     /// Rows evaluated side by side (the state is carried over the whole text in each row).
     #[arg(long, default_value_t = 1)]
     pub batch_size: usize,
@@ -71,21 +75,48 @@ pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
     }
     let device = device::select(&args.device)?;
     let (mut model, vocab, level) = args.source.load(&device)?;
-    let path = match Source::from_path(&args.data, 0.1)? {
-        Source::File { path, .. } => path,
-        Source::Dir { valid, test, .. } => match (args.split.as_deref(), test) {
-            (Some("valid"), _) | (None, None) => valid,
-            (Some("test") | None, Some(t)) => t,
-            (Some("test"), None) => bail!("{} has no test.txt", args.data.display()),
-            (Some(other), _) => bail!("--split must be valid or test, not `{other}`"),
-        },
+    let docs = DocOptions {
+        valid_fraction: 0.1,
+        text_col: &args.text_col,
+        seed: 0,
     };
-    let ids = encode_file(&path, &vocab, level)?;
+    let (path, ids) = match Source::from_path(&args.data, &docs)? {
+        Source::File { path, .. } => {
+            let ids = encode_file(&path, &vocab, level)?;
+            (path.display().to_string(), ids)
+        }
+        Source::Dir { valid, test, .. } => {
+            let path = match (args.split.as_deref(), test) {
+                (Some("valid"), _) | (None, None) => valid,
+                (Some("test") | None, Some(t)) => t,
+                (Some("test"), None) => bail!("{} has no test.txt", args.data.display()),
+                (Some(other), _) => bail!("--split must be valid or test, not `{other}`"),
+            };
+            let ids = encode_file(&path, &vocab, level)?;
+            (path.display().to_string(), ids)
+        }
+        Source::Docs {
+            description,
+            train,
+            valid,
+            given,
+        } => {
+            // A CSV's validation rows where it marks them, else every document.
+            let docs = if given {
+                valid
+            } else {
+                [train, valid].concat()
+            };
+            let mut ids = Vec::new();
+            emit_docs(&docs, level, &mut |t: &str| ids.push(vocab.id(t)));
+            (format!("{description} ({} documents)", docs.len()), ids)
+        }
+    };
     let unknown = ids.iter().filter(|&&i| i == UNK).count() as f64 / ids.len() as f64;
     if unknown > 0.5 {
         bail!(
             "the model's vocabulary does not fit {}: {:.0}% of its tokens are unknown to the model (trained at {:?} level, {} tokens)",
-            path.display(),
+            path,
             100.0 * unknown,
             level,
             vocab.len()
@@ -103,7 +134,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
     };
     let mut line = format!(
         "{}: {} tokens, loss {loss:.4}, perplexity {:.2}",
-        path.display(),
+        path,
         ids.len(),
         loss.exp()
     );

@@ -39,6 +39,8 @@ fn prompt_ids(prompt: &str, level: Level, vocab: &Vocab) -> anyhow::Result<Vec<u
     let tokens: Vec<String> = match level {
         Level::Word => prompt.split_whitespace().map(String::from).collect(),
         Level::Char => prompt.chars().map(String::from).collect(),
+        // A fastai model reads a document from its start: `xxbos`, then the prompt's tokens.
+        Level::Fastai => crate::text::for_corpus(prompt),
     };
     let unknown: Vec<&String> = tokens.iter().filter(|t| vocab.get(t).is_none()).collect();
     if !unknown.is_empty() {
@@ -53,6 +55,7 @@ fn prompt_ids(prompt: &str, level: Level, vocab: &Vocab) -> anyhow::Result<Vec<u
         let start = match level {
             Level::Word => EOS,
             Level::Char => "\n",
+            Level::Fastai => crate::text::rules::BOS,
         };
         match vocab.get(start) {
             Some(i) => ids.push(i),
@@ -113,7 +116,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<bool> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut out = std::io::stdout().lock();
     write!(out, "{}", args.prompt)?;
-    let sep = if level == Level::Word && !args.prompt.is_empty() {
+    let sep = if level != Level::Char && !args.prompt.is_empty() {
         " "
     } else {
         ""
@@ -136,7 +139,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<bool> {
         let token = vocab.token(id);
         match level {
             Level::Word if token == EOS => writeln!(out)?,
-            Level::Word => write!(out, "{token} ")?,
+            Level::Word | Level::Fastai => write!(out, "{token} ")?,
             Level::Char => write!(out, "{token}")?,
         }
         out.flush()?;

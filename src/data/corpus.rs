@@ -16,6 +16,10 @@ pub enum Level {
     Word,
     /// Unicode characters, newlines included.
     Char,
+    /// fastai's tokenization (its rules, then spaCy's English tokenizer; `xxbos` starts each
+    /// document), tokens as fastai's language-model data holds them. In a text file each
+    /// non-blank line is a document.
+    Fastai,
 }
 
 /// The end-of-line token of word-level text.
@@ -35,6 +39,7 @@ pub fn for_each_token(path: &Path, level: Level, mut emit: impl FnMut(&str)) -> 
     let mut line = Vec::new();
     let mut count = 0usize;
     let mut line_no = 0usize;
+    let mut docs: Vec<String> = Vec::new();
     loop {
         line.clear();
         let n = reader
@@ -71,16 +76,76 @@ pub fn for_each_token(path: &Path, level: Level, mut emit: impl FnMut(&str)) -> 
                     count += 1;
                 }
             }
+            Level::Fastai => {
+                if !text.trim().is_empty() {
+                    docs.push(text.trim_end_matches(['\n', '\r']).to_string());
+                }
+                if docs.len() == DOC_BATCH {
+                    count += emit_docs(&docs, level, &mut emit);
+                    docs.clear();
+                }
+            }
         }
     }
+    count += emit_docs(&docs, level, &mut emit);
     let words = match level {
         Level::Word => count.saturating_sub(line_no),
-        Level::Char => count,
+        Level::Char | Level::Fastai => count,
     };
     if words == 0 {
         return Err(bad("holds no text".into()));
     }
     Ok(count)
+}
+
+/// Documents tokenized together (in parallel) at the fastai level.
+const DOC_BATCH: usize = 4096;
+
+/// Calls `emit` with the tokens of each document in order; returns how many.
+///
+/// Word level: each line's words then `<eos>`; char level: the characters; fastai level: fastai's
+/// tokens (tokenized in parallel).
+pub fn emit_docs<S: AsRef<str> + Sync>(
+    docs: &[S],
+    level: Level,
+    emit: &mut (impl FnMut(&str) + ?Sized),
+) -> usize {
+    let mut count = 0;
+    match level {
+        Level::Fastai => {
+            use rayon::prelude::*;
+            let tokens: Vec<Vec<String>> = docs
+                .par_iter()
+                .map(|d| crate::text::for_corpus(d.as_ref()))
+                .collect();
+            for t in tokens.iter().flatten() {
+                emit(t);
+                count += 1;
+            }
+        }
+        Level::Word => {
+            for line in docs.iter().flat_map(|d| d.as_ref().lines()) {
+                for w in line.split_whitespace() {
+                    emit(w);
+                    count += 1;
+                }
+                emit(EOS);
+                count += 1;
+            }
+        }
+        Level::Char => {
+            let mut buf = [0u8; 4];
+            for c in docs
+                .iter()
+                .flat_map(|d| d.as_ref().chars())
+                .filter(|&c| c != '\r')
+            {
+                emit(c.encode_utf8(&mut buf));
+                count += 1;
+            }
+        }
+    }
+    count
 }
 
 /// Reads every token of `path`.
@@ -101,11 +166,35 @@ pub enum Source {
     },
     /// One file; the last `valid_fraction` of its tokens is held out for validation.
     File { path: PathBuf, valid_fraction: f64 },
+    /// Documents: the `.txt` files under a directory (one document each) or the rows of a CSV
+    /// file; the documents of `valid` are held out for validation.
+    Docs {
+        description: String,
+        train: Vec<String>,
+        valid: Vec<String>,
+        /// The split came with the data (a CSV's `is_valid` column), not drawn at random.
+        given: bool,
+    },
 }
 
+/// How documents are read and split.
+#[derive(Debug, Clone)]
+pub struct DocOptions<'a> {
+    /// The share of documents (or of a single file's tokens) held out for validation.
+    pub valid_fraction: f64,
+    /// A CSV file's text column.
+    pub text_col: &'a str,
+    /// Seeds the random choice of validation documents (fastai's `RandomSplitter`).
+    pub seed: u64,
+}
+
+/// A CSV column that, where present, says which rows are validation rows (fastai's `is_valid`).
+pub const VALID_COL: &str = "is_valid";
+
 impl Source {
-    /// Interprets `path`: a directory must hold `train.txt` and `valid.txt`.
-    pub fn from_path(path: &Path, valid_fraction: f64) -> Result<Self> {
+    /// Interprets `path`: a directory holding `train.txt` and `valid.txt` (WikiText layout), a
+    /// directory of `.txt` documents, a `.csv` file of documents, or a text file.
+    pub fn from_path(path: &Path, opts: &DocOptions) -> Result<Self> {
         if path.is_dir() {
             let split = |name: &str| {
                 ["", "wiki."]
@@ -113,21 +202,21 @@ impl Source {
                     .map(|pre| path.join(format!("{pre}{name}.txt")))
                     .find(|p| p.is_file())
             };
-            let need = |name: &str| {
-                split(name).ok_or_else(|| AwdError::Corpus {
-                    path: path.display().to_string(),
-                    reason: format!("the directory has no {name}.txt (expected train.txt, valid.txt and optionally test.txt)"),
-                })
-            };
-            Ok(Source::Dir {
-                train: need("train")?,
-                valid: need("valid")?,
-                test: split("test"),
-            })
+            if let (Some(train), Some(valid)) = (split("train"), split("valid")) {
+                return Ok(Source::Dir {
+                    train,
+                    valid,
+                    test: split("test"),
+                });
+            }
+            let docs = read_txt_dir(path)?;
+            Self::docs(path, docs, opts)
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "csv") {
+            read_csv(path, opts)
         } else if path.is_file() {
             Ok(Source::File {
                 path: path.to_path_buf(),
-                valid_fraction,
+                valid_fraction: opts.valid_fraction,
             })
         } else {
             Err(AwdError::io(
@@ -136,4 +225,141 @@ impl Source {
             ))
         }
     }
+
+    /// Documents split at random: `valid_fraction` of them (at least one) for validation.
+    fn docs(path: &Path, docs: Vec<String>, opts: &DocOptions) -> Result<Self> {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        if docs.len() < 2 {
+            return Err(corpus(
+                path,
+                format!(
+                    "{} document(s) are too few to hold one out for validation",
+                    docs.len()
+                ),
+            ));
+        }
+        let n_valid =
+            ((docs.len() as f64 * opts.valid_fraction).round() as usize).clamp(1, docs.len() - 1);
+        let mut order: Vec<usize> = (0..docs.len()).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
+        let mut is_valid = vec![false; docs.len()];
+        for &i in &order[..n_valid] {
+            is_valid[i] = true;
+        }
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        for (d, v) in docs.into_iter().zip(is_valid) {
+            if v { valid.push(d) } else { train.push(d) }
+        }
+        Ok(Source::Docs {
+            description: path.display().to_string(),
+            train,
+            valid,
+            given: false,
+        })
+    }
+}
+
+fn corpus(path: &Path, reason: String) -> AwdError {
+    AwdError::Corpus {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
+/// The `.txt` files under `dir` (sorted, subdirectories included), one document each.
+fn read_txt_dir(dir: &Path) -> Result<Vec<String>> {
+    let pattern = format!(
+        "{}/**/*.txt",
+        glob::Pattern::escape(&dir.display().to_string())
+    );
+    let mut files: Vec<PathBuf> = glob::glob(&pattern)
+        .map_err(|e| corpus(dir, e.to_string()))?
+        .filter_map(|p| p.ok())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(corpus(
+            dir,
+            "the directory has no .txt files (and no train.txt/valid.txt)".into(),
+        ));
+    }
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).map_err(|e| AwdError::io(f, e))?;
+            if bytes.contains(&0) {
+                return Err(corpus(
+                    f,
+                    "holds NUL bytes: this looks like a binary file, not text".into(),
+                ));
+            }
+            String::from_utf8(bytes).map_err(|e| {
+                corpus(
+                    f,
+                    format!(
+                        "is not valid UTF-8 (byte {})",
+                        e.utf8_error().valid_up_to() + 1
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The documents of a CSV file's text column; its `is_valid` column, where there is one, splits
+/// them (`True`/`true`/`1` for validation), as fastai's `ColSplitter` does.
+fn read_csv(path: &Path, opts: &DocOptions) -> Result<Source> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| corpus(path, e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| corpus(path, e.to_string()))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let text = col(opts.text_col).ok_or_else(|| {
+        corpus(
+            path,
+            format!(
+                "has no column `{}` (its columns: {}); name the text column with --text-col",
+                opts.text_col,
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    let valid_col = col(VALID_COL);
+    let (mut docs, mut train, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| corpus(path, format!("row {}: {e}", i + 2)))?;
+        let doc = row.get(text).unwrap_or_default().to_string();
+        if doc.trim().is_empty() {
+            return Err(corpus(
+                path,
+                format!("row {} has an empty `{}`", i + 2, opts.text_col),
+            ));
+        }
+        match valid_col.map(|c| row.get(c).unwrap_or_default().trim().to_lowercase()) {
+            Some(v) if v == "true" || v == "1" => valid.push(doc),
+            Some(_) => train.push(doc),
+            None => docs.push(doc),
+        }
+    }
+    if valid_col.is_none() {
+        return Source::docs(path, docs, opts);
+    }
+    if train.is_empty() || valid.is_empty() {
+        return Err(corpus(
+            path,
+            format!(
+                "its `{VALID_COL}` column leaves {} training and {} validation rows: both are needed",
+                train.len(),
+                valid.len()
+            ),
+        ));
+    }
+    Ok(Source::Docs {
+        description: path.display().to_string(),
+        train,
+        valid,
+        given: true,
+    })
 }

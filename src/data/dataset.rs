@@ -21,13 +21,15 @@ pub struct Dataset {
     pub entropy_rate: Option<f64>,
 }
 
-/// A file's tokens in one pass: its distinct tokens in first-seen order, and the text as indices
-/// into them.
-fn read_indexed(path: &Path, level: Level) -> Result<(Vec<String>, Vec<u32>)> {
+/// Tokens in one pass: the distinct tokens in first-seen order, and the text as indices into them.
+/// `read` calls its argument with every token.
+fn index_tokens(
+    read: impl FnOnce(&mut dyn FnMut(&str)) -> Result<usize>,
+) -> Result<(Vec<String>, Vec<u32>)> {
     let mut index: HashMap<String, u32> = HashMap::new();
     let mut words = Vec::new();
     let mut text = Vec::new();
-    for_each_token(path, level, |t| {
+    read(&mut |t: &str| {
         let i = match index.get(t) {
             Some(&i) => i,
             None => {
@@ -42,25 +44,43 @@ fn read_indexed(path: &Path, level: Level) -> Result<(Vec<String>, Vec<u32>)> {
     Ok((words, text))
 }
 
+fn read_indexed(path: &Path, level: Level) -> Result<(Vec<String>, Vec<u32>)> {
+    index_tokens(|emit| for_each_token(path, level, emit))
+}
+
+/// How a vocabulary is made.
+#[derive(Debug, Clone, Copy)]
+pub struct VocabRules {
+    pub specials: Specials,
+    pub min_freq: usize,
+    pub max_vocab: usize,
+}
+
 /// The vocabulary of the first `limit` tokens of an indexed text, and the whole text's ids in it.
+/// At the fastai level the vocabulary follows fastai's `make_vocab`.
 fn vocab_and_ids(
     (words, text): (Vec<String>, Vec<u32>),
     limit: usize,
-    specials: Specials,
-    min_freq: usize,
-    max_vocab: usize,
+    level: Level,
+    rules: VocabRules,
 ) -> Result<(Vocab, Vec<u32>)> {
     let mut counts = vec![0usize; words.len()];
     for &i in &text[..limit.min(text.len())] {
         counts[i as usize] += 1;
     }
-    let counts: HashMap<String, usize> = words
-        .iter()
-        .zip(counts)
-        .filter(|(_, c)| *c > 0)
-        .map(|(w, c)| (w.clone(), c))
-        .collect();
-    let vocab = Vocab::from_counts(&counts, specials, min_freq, max_vocab)?;
+    let vocab = if level == Level::Fastai {
+        // `words` is in first-seen order, as fastai's Counter is.
+        let ranked = words.iter().map(|w| w.as_str()).zip(counts.iter().copied());
+        super::fastai_vocab::make_vocab_counted(ranked, rules.min_freq, rules.max_vocab)
+    } else {
+        let counts: HashMap<String, usize> = words
+            .iter()
+            .zip(counts)
+            .filter(|(_, c)| *c > 0)
+            .map(|(w, c)| (w.clone(), c))
+            .collect();
+        Vocab::from_counts(&counts, rules.specials, rules.min_freq, rules.max_vocab)?
+    };
     let ids_of: Vec<u32> = words.iter().map(|w| vocab.id(w)).collect();
     let ids = text.iter().map(|&i| ids_of[i as usize]).collect();
     Ok((vocab, ids))
@@ -76,19 +96,12 @@ pub fn encode_file(path: &Path, vocab: &Vocab, level: Level) -> Result<Vec<u32>>
 impl Dataset {
     /// Reads a data set from a file or a PTB/WikiText directory; the vocabulary comes from the
     /// training text.
-    pub fn from_source(
-        source: &Source,
-        level: Level,
-        specials: Specials,
-        min_freq: usize,
-        max_vocab: usize,
-    ) -> Result<Self> {
+    pub fn from_source(source: &Source, level: Level, rules: VocabRules) -> Result<Self> {
         // Each file is read once; its distinct tokens are held as strings, the text as ids.
         match source {
             Source::Dir { train, valid, test } => {
                 let indexed = read_indexed(train, level)?;
-                let (vocab, train_ids) =
-                    vocab_and_ids(indexed, usize::MAX, specials, min_freq, max_vocab)?;
+                let (vocab, train_ids) = vocab_and_ids(indexed, usize::MAX, level, rules)?;
                 Ok(Self {
                     train: train_ids,
                     valid: encode_file(valid, &vocab, level)?,
@@ -116,14 +129,44 @@ impl Dataset {
                     });
                 }
                 let split = total - n_valid;
-                let (vocab, mut ids) =
-                    vocab_and_ids(indexed, split, specials, min_freq, max_vocab)?;
+                let (vocab, mut ids) = vocab_and_ids(indexed, split, level, rules)?;
                 let valid = ids.split_off(split);
                 Ok(Self {
                     train: ids,
                     valid,
                     test: None,
                     description: format!("{}", path.display()),
+                    vocab,
+                    level,
+                    entropy_rate: None,
+                })
+            }
+            Source::Docs {
+                description,
+                train,
+                valid,
+                ..
+            } => {
+                let indexed =
+                    index_tokens(|emit| Ok(super::corpus::emit_docs(train, level, emit)))?;
+                let (vocab, train_ids) = vocab_and_ids(indexed, usize::MAX, level, rules)?;
+                let mut valid_ids = Vec::new();
+                super::corpus::emit_docs(valid, level, &mut |t: &str| valid_ids.push(vocab.id(t)));
+                if train_ids.len() < 2 || valid_ids.len() < 2 {
+                    return Err(AwdError::Corpus {
+                        path: description.clone(),
+                        reason: "holds too little text to train on".into(),
+                    });
+                }
+                Ok(Self {
+                    train: train_ids,
+                    valid: valid_ids,
+                    test: None,
+                    description: format!(
+                        "{description} ({} training and {} validation documents)",
+                        train.len(),
+                        valid.len()
+                    ),
                     vocab,
                     level,
                     entropy_rate: None,

@@ -33,15 +33,31 @@ where
         .into_iter()
         .map(|(t, (c, first))| (t, c, first))
         .collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+    ranked.sort_by_key(|r| r.2);
+    make_vocab_counted(
+        ranked.into_iter().map(|(t, c, _)| (t, c)),
+        min_freq,
+        max_vocab,
+    )
+}
+
+/// [`make_vocab`] from each distinct token's count, the tokens in first-seen order.
+pub fn make_vocab_counted<'a>(
+    counts: impl IntoIterator<Item = (&'a str, usize)>,
+    min_freq: usize,
+    max_vocab: usize,
+) -> Vocab {
+    let mut ranked: Vec<(&str, usize)> = counts.into_iter().filter(|(_, c)| *c > 0).collect();
+    // A stable sort: ties keep first-seen order (Python's `Counter.most_common`).
+    ranked.sort_by(|a, b| b.1.cmp(&a.1));
     let specials = Specials::Fastai.tokens();
     let mut itos: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     itos.extend(
         ranked
             .into_iter()
             .take(max_vocab)
-            .filter(|(t, c, _)| *c >= min_freq && !specials.contains(t))
-            .map(|(t, _, _)| t.to_string()),
+            .filter(|(t, c)| *c >= min_freq && !specials.contains(t))
+            .map(|(t, _)| t.to_string()),
     );
     itos.truncate(max_vocab);
     let pad = 8 - itos.len() % 8;

@@ -9,7 +9,7 @@ pub mod grammar;
 pub mod vocab;
 
 pub use batches::{Rows, WindowLengths};
-pub use corpus::{Level, Source};
-pub use dataset::Dataset;
+pub use corpus::{DocOptions, Level, Source};
+pub use dataset::{Dataset, VocabRules};
 pub use grammar::Grammar;
 pub use vocab::{Specials, Vocab};

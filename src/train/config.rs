@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, Level, Source, Specials};
+use crate::data::{Dataset, DocOptions, Level, Source, Specials, VocabRules};
 use crate::error::{AwdError, Result};
 use crate::model::{AwdLstmConfig, ModelFlags};
 
@@ -44,8 +44,11 @@ crate::hyper_params! {
     min_freq: usize = 1,
     /// Largest vocabulary, special tokens included.
     max_vocab: usize = 60000,
-    /// Share of a single input file held out for validation.
+    /// Share held out for validation: of a text file's tokens, or of the documents (a directory
+    /// of .txt files, a CSV without an `is_valid` column; chosen at random with --seed).
     valid_fraction: f64 = 0.1,
+    /// A CSV file's text column.
+    text_col: String = "text".to_string(),
     /// Epochs to train.
     epochs: usize = 1,
     /// Stop after this many steps in all (0: no limit).
@@ -201,13 +204,19 @@ impl TrainConfig {
     pub fn dataset(&self, path: Option<&std::path::Path>) -> Result<Dataset> {
         match path {
             None => Dataset::grammar(self.grammar_tokens, self.specials, self.seed),
-            Some(p) => Dataset::from_source(
-                &Source::from_path(p, self.valid_fraction)?,
-                self.level,
-                self.specials,
-                self.min_freq,
-                self.max_vocab,
-            ),
+            Some(p) => {
+                let docs = DocOptions {
+                    valid_fraction: self.valid_fraction,
+                    text_col: &self.text_col,
+                    seed: self.seed,
+                };
+                let rules = VocabRules {
+                    specials: self.specials,
+                    min_freq: self.min_freq,
+                    max_vocab: self.max_vocab,
+                };
+                Dataset::from_source(&Source::from_path(p, &docs)?, self.level, rules)
+            }
         }
     }
 
