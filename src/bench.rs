@@ -125,7 +125,7 @@ pub fn train_loop(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Ti
         epochs: 1,
         ..cfg.clone()
     };
-    match Trainer::new(cfg, data, opts.prepare(false)?)?.run()? {
+    match Trainer::new(cfg, data, opts.prepare(false)?, None)?.run()? {
         Outcome::Finished(s) => Ok(timing(
             s.train_s,
             s.timed_steps,

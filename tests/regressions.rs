@@ -153,7 +153,7 @@ fn regression_dropout_never_zeroes_raw_weights_in_place() {
         progress: false,
         stop: Default::default(),
     };
-    let mut t = Trainer::new(cfg, data, opts.clone().prepare(false).unwrap()).unwrap();
+    let mut t = Trainer::new(cfg, data, opts.clone().prepare(false).unwrap(), None).unwrap();
     assert!(matches!(t.run().unwrap(), Outcome::Finished(_)));
     let trained = awd::checkpoint::safetensors::read(&opts.model_path()).unwrap();
     for (k, v) in trained.iter().filter(|(k, _)| k.ends_with("_raw")) {

@@ -52,7 +52,7 @@ fn train(cfg: TrainConfig, data: Dataset, dir: &std::path::Path) -> awd::Result<
         progress: false,
         stop: Default::default(),
     };
-    match Trainer::new(cfg, data, opts.prepare(false)?)?.run()? {
+    match Trainer::new(cfg, data, opts.prepare(false)?, None)?.run()? {
         Outcome::Finished(s) => Ok(s),
         Outcome::Interrupted { .. } => panic!("nothing asked the run to stop"),
     }

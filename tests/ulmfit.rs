@@ -90,3 +90,189 @@ fn a_vocabulary_of_another_size_is_refused() {
         "{err}"
     );
 }
+
+fn awd(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_awd"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The first `n` rows of the shared movie reviews (label,text,is_valid) as a CSV in `dir`.
+fn reviews(dir: &std::path::Path, n: usize) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/rotten_tomatoes.csv");
+    let mut reader = csv::Reader::from_path(&src).unwrap();
+    let path = dir.join("reviews.csv");
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(reader.headers().unwrap()).unwrap();
+    for r in reader.records().take(n) {
+        w.write_record(&r.unwrap()).unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
+/// ULMFiT's first step end to end: the shared pretrained model, fine-tuned on movie reviews with
+/// the `finetune` recipe (one frozen epoch, then unfrozen), has a lower validation loss on them
+/// than the pretrained model matched to their vocabulary had; the run writes the encoder in
+/// fastai's `save_encoder` names and the vocabulary as a fastai pickle.
+#[test]
+fn fine_tuning_a_pretrained_model_lowers_its_validation_loss() {
+    use awd::data::fastai_vocab::read_pickle;
+    use awd::train::pretrained::Pretrained;
+    use awd::train::{Preset, TrainFlags};
+    let dir = ulmfit();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = reviews(tmp.path(), 1500);
+    let (weights, itos) = (dir.join("lm.pth"), dir.join("itos.pkl"));
+
+    // Before: the pretrained weights, rows matched to the reviews' vocabulary.
+    let mut cfg = Preset::Finetune.config();
+    let pre = Pretrained::read(&weights, Some(&itos)).unwrap();
+    pre.configure(&mut cfg, &TrainFlags::default().model)
+        .unwrap();
+    let data_set = cfg.dataset(Some(&data)).unwrap();
+    let dev = device::cpu();
+    let masks = Masks::default();
+    let mut before = pre.model(&cfg, &data_set.vocab, &masks, &dev).unwrap();
+    let loss_before = mean_loss(&mut before, &data_set.valid, 10, 72, &dev).unwrap();
+
+    let run = tmp.path().join("run");
+    let out = awd(&[
+        "train",
+        "--preset",
+        "finetune",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--pretrained-vocab",
+        itos.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--batch-size",
+        "16",
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut after, info) = awd::checkpoint::native::load(&run, &masks, &dev).unwrap();
+    assert_eq!(info.vocab, data_set.vocab.itos());
+    let loss_after = mean_loss(&mut after, &data_set.valid, 10, 72, &dev).unwrap();
+    assert!(
+        loss_after < loss_before - 0.05,
+        "validation loss {loss_before:.4} before fine-tuning, {loss_after:.4} after"
+    );
+
+    let encoder = awd::checkpoint::fastai::read_tensors(&run.join("encoder.pth")).unwrap();
+    let mut keys: Vec<&str> = encoder.keys().map(|k| k.as_str()).collect();
+    keys.sort();
+    let mut want = vec!["encoder.weight", "encoder_dp.emb.weight"];
+    for l in 0..2 {
+        for k in [
+            "weight_hh_l0_raw",
+            "module.weight_ih_l0",
+            "module.bias_ih_l0",
+            "module.bias_hh_l0",
+        ] {
+            want.push(Box::leak(format!("rnns.{l}.{k}").into_boxed_str()));
+        }
+    }
+    want.sort();
+    assert_eq!(keys, want);
+    assert_eq!(
+        encoder["encoder.weight"].shape,
+        vec![data_set.vocab.len(), 200]
+    );
+    assert_eq!(
+        read_pickle(&run.join("itos.pkl")).unwrap().itos(),
+        data_set.vocab.itos()
+    );
+}
+
+/// Pretrained sizes that do not fit the ones asked for, and a CSV without the text column, are
+/// errors naming what does not fit.
+#[test]
+fn misfitting_pretrained_weights_and_data_are_named() {
+    let dir = ulmfit();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = reviews(tmp.path(), 200);
+    let (weights, itos) = (dir.join("lm.pth"), dir.join("itos.pkl"));
+    let run = tmp.path().join("run");
+    let base = [
+        "train",
+        "--preset",
+        "finetune",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--pretrained-vocab",
+        itos.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ];
+    let out = awd(&[&base[..], &["--hidden-size", "1152"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("0.rnns.0.weight_hh_l0_raw")
+            && err.contains("[2048, 512]")
+            && err.contains("[4608, 1152]"),
+        "{err}"
+    );
+    let out = awd(&[&base[..], &["--text-col", "review"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no column `review`") && err.contains("label, text, is_valid"),
+        "{err}"
+    );
+    let out = awd(&[
+        &base[..4],
+        &[
+            weights.to_str().unwrap(),
+            "--pretrained-vocab",
+            weights.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a fastai vocabulary"));
+    assert!(!run.join("model.safetensors").exists());
+}
+
+/// `awd tokenize`: a line a document in, its tokens out (fastai's post-rule applied), and with
+/// --jsonl fastai's tokens in JSON; a line that is not JSON is named.
+#[test]
+fn tokenize_command_reads_lines_and_json_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("docs.txt");
+    std::fs::write(&plain, "Hello WORLD, it's   me!\nI don't know\n").unwrap();
+    let out = awd(&["tokenize", plain.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "xxbos xxmaj hello xxup world , it 's me !\nxxbos i do n't know\n"
+    );
+    let jsonl = tmp.path().join("docs.jsonl");
+    std::fs::write(&jsonl, "{\"text\": \"Two\\nlines\"}\nnot json\n").unwrap();
+    let out = awd(&["tokenize", "--jsonl", jsonl.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    std::fs::write(&jsonl, "{\"text\": \"Two\\nlines\"}\n").unwrap();
+    let out = awd(&["tokenize", "--jsonl", jsonl.to_str().unwrap()]);
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        row["tokens"],
+        serde_json::json!(["xxbos", "xxmaj", "two", "\n", "lines"])
+    );
+}

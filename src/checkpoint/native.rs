@@ -35,7 +35,7 @@ pub fn save(path: &Path, model: &LanguageModel, info: &ModelInfo) -> Result<()> 
 
 /// A model to evaluate or sample from: an awd model file (or run directory), or — with the
 /// vocabulary pickle `vocab` it came with — a fastai language model's weights (`.pth` or
-/// `.safetensors`, sizes read from the tensors), at word level with fastai's specials.
+/// `.safetensors`, sizes read from the tensors), reading text with fastai's tokenization.
 pub fn load_with_vocab(
     path: &Path,
     vocab: Option<&Path>,
@@ -59,7 +59,7 @@ pub fn load_with_vocab(
             ),
         ));
     }
-    let extra = serde_json::json!({ "level": "word", "specials": "fastai" });
+    let extra = serde_json::json!({ "level": "fastai", "specials": "fastai" });
     Ok((
         model,
         ModelInfo {

@@ -69,7 +69,7 @@ fn audited_step(args: &ModelArgs) -> anyhow::Result<(Report, LanguageModel)> {
         },
         // A fresh model takes the data's own vocabulary.
         None => {
-            let m = LanguageModel::new(&cfg.model.with_vocab(data.vocab.len()), &masks, &dev)?;
+            let m = LanguageModel::new(&cfg.model_config(data.vocab.len()), &masks, &dev)?;
             (m, None)
         }
     };

@@ -23,6 +23,10 @@ pub struct ModelSource {
     /// The fastai vocabulary pickle (itos.pkl) of a fastai --model.
     #[arg(long)]
     pub vocab: Option<PathBuf>,
+    /// How text is cut into tokens (default: as the model was trained; a fastai model: fastai's
+    /// tokenization). `word` reads text already tokenized, one token a space.
+    #[arg(long, value_enum)]
+    pub level: Option<Level>,
 }
 
 impl ModelSource {
@@ -31,7 +35,9 @@ impl ModelSource {
         let masks = Masks::default();
         let (model, info) =
             native::load_with_vocab(&self.model, self.vocab.as_deref(), &masks, device)?;
-        let level = serde_json::from_value(info.extra["level"].clone()).unwrap_or(Level::Word);
+        let level = self.level.unwrap_or_else(|| {
+            serde_json::from_value(info.extra["level"].clone()).unwrap_or(Level::Word)
+        });
         Ok((model, Vocab::from_itos(info.vocab), level))
     }
 }
@@ -97,15 +103,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
         }
         Source::Docs {
             description,
-            train,
-            valid,
+            docs,
+            is_valid,
             given,
         } => {
             // A CSV's validation rows where it marks them, else every document.
             let docs = if given {
-                valid
+                Source::split_docs(&docs, &is_valid).1
             } else {
-                [train, valid].concat()
+                docs
             };
             let mut ids = Vec::new();
             emit_docs(&docs, level, &mut |t: &str| ids.push(vocab.id(t)));

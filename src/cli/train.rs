@@ -6,17 +6,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::data::{Dataset, Level, download};
 use crate::device;
+use crate::train::pretrained::Pretrained;
 use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainFlags, Trainer, state};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Training text: a file (a validation tail is held out) or a directory with train.txt,
-    /// valid.txt and test.txt. Without it, awd trains on its built-in grammar corpus.
+    /// Training text: a text file (a validation tail is held out), a directory with train.txt,
+    /// valid.txt and test.txt, a directory of .txt documents, or a CSV of documents (--text-col).
+    /// Without it, awd trains on its built-in grammar corpus.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// A public data set to download and cache instead of --data.
     #[arg(long, value_enum, conflicts_with = "data")]
     pub dataset: Option<PublicData>,
+    /// Fine-tune a fastai pretrained model: its weights (.pth or .safetensors, fastai's names), a
+    /// directory holding the weights and the vocabulary (.pth + .pkl), or a model by name to
+    /// download (wt103, wt103-bwd). Its sizes are read from the tensors; the data's vocabulary is
+    /// matched to the pretrained one (fastai's `match_embeds`). Use with --preset finetune.
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    /// The pretrained model's vocabulary (fastai's pickled list of tokens, `itos_*.pkl`).
+    #[arg(long, requires = "pretrained")]
+    pub pretrained_vocab: Option<PathBuf>,
     /// Starting hyper-parameters (flags and --config override them).
     #[arg(long, value_enum, default_value = "tiny")]
     pub preset: Preset,
@@ -122,6 +133,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             cfg = TrainConfig::from_toml_file(path, cfg)?;
         }
         args.flags.apply(&mut cfg);
+        let pretrained = match &args.pretrained {
+            Some(p) => {
+                let (weights, vocab) = download::pretrained(p, args.pretrained_vocab.as_deref())?;
+                let pre = Pretrained::read(&weights, vocab.as_deref())?;
+                pre.configure(&mut cfg, &args.flags.model)?;
+                Some(pre)
+            }
+            None => None,
+        };
         // An unusable --out is reported before the data is read.
         let opts = opts.prepare(args.force)?;
         let data = dataset(&args, &mut cfg)?;
@@ -132,7 +152,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             data.vocab.len(),
             data.valid.len()
         );
-        Trainer::new(cfg, data, opts)?
+        if let Some(p) = &pretrained {
+            eprintln!(
+                "from {}: {} of the {} tokens are in its vocabulary of {}; the others start at the mean embedding",
+                p.weights.display(),
+                p.known(&data.vocab),
+                data.vocab.len(),
+                p.vocab.len()
+            );
+        }
+        Trainer::new(cfg, data, opts, pretrained.as_ref())?
     };
 
     match trainer.run()? {

@@ -81,13 +81,13 @@ pub fn for_each_token(path: &Path, level: Level, mut emit: impl FnMut(&str)) -> 
                     docs.push(text.trim_end_matches(['\n', '\r']).to_string());
                 }
                 if docs.len() == DOC_BATCH {
-                    count += emit_docs(&docs, level, &mut emit);
+                    count += emit_docs(&docs, level, &mut emit).iter().sum::<usize>();
                     docs.clear();
                 }
             }
         }
     }
-    count += emit_docs(&docs, level, &mut emit);
+    count += emit_docs(&docs, level, &mut emit).iter().sum::<usize>();
     let words = match level {
         Level::Word => count.saturating_sub(line_no),
         Level::Char | Level::Fastai => count,
@@ -101,7 +101,7 @@ pub fn for_each_token(path: &Path, level: Level, mut emit: impl FnMut(&str)) -> 
 /// Documents tokenized together (in parallel) at the fastai level.
 const DOC_BATCH: usize = 4096;
 
-/// Calls `emit` with the tokens of each document in order; returns how many.
+/// Calls `emit` with the tokens of each document in order; returns each document's count.
 ///
 /// Word level: each line's words then `<eos>`; char level: the characters; fastai level: fastai's
 /// tokens (tokenized in parallel).
@@ -109,8 +109,8 @@ pub fn emit_docs<S: AsRef<str> + Sync>(
     docs: &[S],
     level: Level,
     emit: &mut (impl FnMut(&str) + ?Sized),
-) -> usize {
-    let mut count = 0;
+) -> Vec<usize> {
+    let mut counts = Vec::with_capacity(docs.len());
     match level {
         Level::Fastai => {
             use rayon::prelude::*;
@@ -118,34 +118,38 @@ pub fn emit_docs<S: AsRef<str> + Sync>(
                 .par_iter()
                 .map(|d| crate::text::for_corpus(d.as_ref()))
                 .collect();
-            for t in tokens.iter().flatten() {
-                emit(t);
-                count += 1;
+            for doc in &tokens {
+                doc.iter().for_each(|t| emit(t));
+                counts.push(doc.len());
             }
         }
         Level::Word => {
-            for line in docs.iter().flat_map(|d| d.as_ref().lines()) {
-                for w in line.split_whitespace() {
-                    emit(w);
-                    count += 1;
+            for d in docs {
+                let mut n = 0;
+                for line in d.as_ref().lines() {
+                    for w in line.split_whitespace() {
+                        emit(w);
+                        n += 1;
+                    }
+                    emit(EOS);
+                    n += 1;
                 }
-                emit(EOS);
-                count += 1;
+                counts.push(n);
             }
         }
         Level::Char => {
             let mut buf = [0u8; 4];
-            for c in docs
-                .iter()
-                .flat_map(|d| d.as_ref().chars())
-                .filter(|&c| c != '\r')
-            {
-                emit(c.encode_utf8(&mut buf));
-                count += 1;
+            for d in docs {
+                let mut n = 0;
+                for c in d.as_ref().chars().filter(|&c| c != '\r') {
+                    emit(c.encode_utf8(&mut buf));
+                    n += 1;
+                }
+                counts.push(n);
             }
         }
     }
-    count
+    counts
 }
 
 /// Reads every token of `path`.
@@ -167,11 +171,11 @@ pub enum Source {
     /// One file; the last `valid_fraction` of its tokens is held out for validation.
     File { path: PathBuf, valid_fraction: f64 },
     /// Documents: the `.txt` files under a directory (one document each) or the rows of a CSV
-    /// file; the documents of `valid` are held out for validation.
+    /// file, in their order; those marked `is_valid` are held out for validation.
     Docs {
         description: String,
-        train: Vec<String>,
-        valid: Vec<String>,
+        docs: Vec<String>,
+        is_valid: Vec<bool>,
         /// The split came with the data (a CSV's `is_valid` column), not drawn at random.
         given: bool,
     },
@@ -192,6 +196,19 @@ pub struct DocOptions<'a> {
 pub const VALID_COL: &str = "is_valid";
 
 impl Source {
+    /// A document source's training and validation documents, each in their order.
+    pub fn split_docs(docs: &[String], is_valid: &[bool]) -> (Vec<String>, Vec<String>) {
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        for (d, &v) in docs.iter().zip(is_valid) {
+            if v {
+                valid.push(d.clone())
+            } else {
+                train.push(d.clone())
+            }
+        }
+        (train, valid)
+    }
+
     /// Interprets `path`: a directory holding `train.txt` and `valid.txt` (WikiText layout), a
     /// directory of `.txt` documents, a `.csv` file of documents, or a text file.
     pub fn from_path(path: &Path, opts: &DocOptions) -> Result<Self> {
@@ -247,14 +264,10 @@ impl Source {
         for &i in &order[..n_valid] {
             is_valid[i] = true;
         }
-        let (mut train, mut valid) = (Vec::new(), Vec::new());
-        for (d, v) in docs.into_iter().zip(is_valid) {
-            if v { valid.push(d) } else { train.push(d) }
-        }
         Ok(Source::Docs {
             description: path.display().to_string(),
-            train,
-            valid,
+            docs,
+            is_valid,
             given: false,
         })
     }
@@ -327,7 +340,7 @@ fn read_csv(path: &Path, opts: &DocOptions) -> Result<Source> {
         )
     })?;
     let valid_col = col(VALID_COL);
-    let (mut docs, mut train, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut docs, mut is_valid) = (Vec::new(), Vec::new());
     for (i, row) in reader.records().enumerate() {
         let row = row.map_err(|e| corpus(path, format!("row {}: {e}", i + 2)))?;
         let doc = row.get(text).unwrap_or_default().to_string();
@@ -337,29 +350,29 @@ fn read_csv(path: &Path, opts: &DocOptions) -> Result<Source> {
                 format!("row {} has an empty `{}`", i + 2, opts.text_col),
             ));
         }
-        match valid_col.map(|c| row.get(c).unwrap_or_default().trim().to_lowercase()) {
-            Some(v) if v == "true" || v == "1" => valid.push(doc),
-            Some(_) => train.push(doc),
-            None => docs.push(doc),
+        docs.push(doc);
+        if let Some(c) = valid_col {
+            let v = row.get(c).unwrap_or_default().trim().to_lowercase();
+            is_valid.push(v == "true" || v == "1");
         }
     }
     if valid_col.is_none() {
         return Source::docs(path, docs, opts);
     }
-    if train.is_empty() || valid.is_empty() {
+    let n_valid = is_valid.iter().filter(|&&v| v).count();
+    if n_valid == 0 || n_valid == docs.len() {
         return Err(corpus(
             path,
             format!(
-                "its `{VALID_COL}` column leaves {} training and {} validation rows: both are needed",
-                train.len(),
-                valid.len()
+                "its `{VALID_COL}` column leaves {} training and {n_valid} validation rows: both are needed",
+                docs.len() - n_valid
             ),
         ));
     }
     Ok(Source::Docs {
         description: path.display().to_string(),
-        train,
-        valid,
+        docs,
+        is_valid,
         given: true,
     })
 }

@@ -143,15 +143,30 @@ impl Dataset {
             }
             Source::Docs {
                 description,
-                train,
-                valid,
+                docs,
+                is_valid,
                 ..
             } => {
-                let indexed =
-                    index_tokens(|emit| Ok(super::corpus::emit_docs(train, level, emit)))?;
-                let (vocab, train_ids) = vocab_and_ids(indexed, usize::MAX, level, rules)?;
-                let mut valid_ids = Vec::new();
-                super::corpus::emit_docs(valid, level, &mut |t: &str| valid_ids.push(vocab.id(t)));
+                let n_valid = is_valid.iter().filter(|&&v| v).count();
+                // The vocabulary counts every document, validation ones included, in their order:
+                // fastai's `Numericalize` takes the counts its `Tokenizer` made over all the data.
+                let mut lengths = Vec::new();
+                let indexed = index_tokens(|emit| {
+                    lengths = super::corpus::emit_docs(docs, level, emit);
+                    Ok(lengths.iter().sum())
+                })?;
+                let (vocab, all_ids) = vocab_and_ids(indexed, usize::MAX, level, rules)?;
+                let (mut train_ids, mut valid_ids) = (Vec::new(), Vec::new());
+                let mut at = 0;
+                for (&n, &v) in lengths.iter().zip(is_valid.iter()) {
+                    let ids = &all_ids[at..at + n];
+                    if v {
+                        valid_ids.extend_from_slice(ids)
+                    } else {
+                        train_ids.extend_from_slice(ids)
+                    }
+                    at += n;
+                }
                 if train_ids.len() < 2 || valid_ids.len() < 2 {
                     return Err(AwdError::Corpus {
                         path: description.clone(),
@@ -164,8 +179,8 @@ impl Dataset {
                     test: None,
                     description: format!(
                         "{description} ({} training and {} validation documents)",
-                        train.len(),
-                        valid.len()
+                        docs.len() - n_valid,
+                        n_valid
                     ),
                     vocab,
                     level,

@@ -72,3 +72,18 @@ pub fn fetch(remote: &Remote) -> Result<PathBuf> {
     crate::checkpoint::write_atomic(&path, &out.stdout)?;
     Ok(path)
 }
+
+/// The weights and vocabulary `--pretrained` names: a file or directory as given (with
+/// `--pretrained-vocab`, or `None` for a directory holding both).
+pub fn pretrained(
+    given: &std::path::Path,
+    vocab: Option<&std::path::Path>,
+) -> Result<(PathBuf, Option<PathBuf>)> {
+    if !given.exists() {
+        return Err(AwdError::io(
+            given,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
+    }
+    Ok((given.to_path_buf(), vocab.map(|v| v.to_path_buf())))
+}

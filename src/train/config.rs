@@ -81,6 +81,20 @@ crate::hyper_params! {
     beta: f64 = 1.0,
     /// constant or one-cycle.
     schedule: Schedule = Schedule::Constant,
+    /// With the one-cycle schedule, Adam's beta1 falls from --beta1 to this while the learning
+    /// rate rises and comes back as it falls (fastai's `moms`); 0: --beta1 throughout.
+    beta1_low: f64 = 0.0,
+    /// Discriminative learning rates: the layer groups (each LSTM layer, then embedding + decoder)
+    /// train at rates from this up to --lr, evenly spaced on a log scale (fastai's
+    /// `slice(lr_low, lr)`); 0: every group at --lr.
+    lr_low: f64 = 0.0,
+    /// Epochs trained first with only the last layer group (embedding + decoder) unfrozen, at
+    /// --freeze-lr (fastai's `freeze()` + `fit_one_cycle`), before --epochs unfrozen.
+    freeze_epochs: usize = 0,
+    /// Learning rate of the frozen epochs.
+    freeze_lr: f64 = 2e-2,
+    /// Multiplies every dropout of the model (fastai's `drop_mult`).
+    drop_mult: f64 = 1.0,
     /// NT-ASGD: switch to averaged SGD once validation has not improved for `nonmono` checks.
     asgd: bool = false,
     /// Checks without improvement before NT-ASGD switches.
@@ -106,6 +120,10 @@ pub enum Preset {
     Ptb,
     /// The paper's WikiText-2 setting.
     Wt2,
+    /// Fine-tuning a pretrained model as fastai's `language_model_learner` (ULMFiT): fastai's
+    /// tokenization and vocabulary, drop_mult 0.3, Adam (eps 1e-5, decoupled wd 0.01), moms
+    /// (0.8, 0.7, 0.8), one frozen epoch at 2e-2, then unfrozen epochs at 2e-3 (one cycle each).
+    Finetune,
 }
 
 impl Preset {
@@ -167,6 +185,28 @@ impl Preset {
                 nonmono: 5,
                 ..base
             },
+            Preset::Finetune => TrainConfig {
+                level: Level::Fastai,
+                specials: Specials::Fastai,
+                min_freq: crate::data::fastai_vocab::MIN_FREQ,
+                max_vocab: crate::data::fastai_vocab::MAX_VOCAB,
+                epochs: 1,
+                freeze_epochs: 1,
+                freeze_lr: 2e-2,
+                lr: 2e-3,
+                batch_size: 64,
+                bptt: 72,
+                variable_bptt: false,
+                optimizer: OptimizerKind::Adamw,
+                beta1: 0.8,
+                beta1_low: 0.7,
+                beta2: 0.99,
+                eps: 1e-5,
+                weight_decay: 0.01,
+                schedule: Schedule::OneCycle,
+                drop_mult: 0.3,
+                ..base
+            },
             Preset::Wt2 => {
                 let ptb = Preset::Ptb.config();
                 TrainConfig {
@@ -183,7 +223,57 @@ impl Preset {
     }
 }
 
+/// One `fit_one_cycle` of a run: its epochs, rates, and whether all but the last layer group is
+/// frozen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    pub epochs: usize,
+    pub lr: f64,
+    /// The lowest group's rate (discriminative rates); 0: every group at `lr`.
+    pub lr_low: f64,
+    pub frozen: bool,
+}
+
 impl TrainConfig {
+    /// The model's configuration for a vocabulary of `vocab` tokens, dropouts times `drop_mult`.
+    pub fn model_config(&self, vocab: usize) -> AwdLstmConfig {
+        let m = self.model.with_vocab(vocab);
+        let d = self.drop_mult;
+        AwdLstmConfig {
+            output_p: m.output_p * d,
+            hidden_p: m.hidden_p * d,
+            input_p: m.input_p * d,
+            embed_p: m.embed_p * d,
+            weight_p: m.weight_p * d,
+            ..m
+        }
+    }
+
+    /// The run's stages: the frozen epochs (if any), then the unfrozen ones.
+    pub fn stages(&self) -> Vec<Stage> {
+        let mut stages = Vec::new();
+        if self.freeze_epochs > 0 {
+            stages.push(Stage {
+                epochs: self.freeze_epochs,
+                lr: self.freeze_lr,
+                lr_low: 0.0,
+                frozen: true,
+            });
+        }
+        stages.push(Stage {
+            epochs: self.epochs,
+            lr: self.lr,
+            lr_low: self.lr_low,
+            frozen: false,
+        });
+        stages
+    }
+
+    /// Whether the run trains by layer groups (freezing or discriminative rates).
+    pub fn uses_groups(&self) -> bool {
+        self.freeze_epochs > 0 || self.lr_low > 0.0
+    }
+
     /// Reads a TOML file of fields (unknown fields are errors).
     pub fn from_toml_file(path: &std::path::Path, base: TrainConfig) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| AwdError::io(path, e))?;
@@ -257,10 +347,28 @@ impl TrainConfig {
                 return Err(bad(name, v, ">= 0"));
             }
         }
+        if !(self.freeze_lr.is_finite() && self.freeze_lr > 0.0) {
+            return Err(bad("freeze-lr", self.freeze_lr, "> 0"));
+        }
+        if !(self.lr_low >= 0.0 && self.lr_low <= self.lr) {
+            return Err(bad("lr-low", self.lr_low, "[0, --lr]"));
+        }
+        if !(0.0..1.0).contains(&self.beta1_low) {
+            return Err(bad("beta1-low", self.beta1_low, "[0, 1)"));
+        }
+        if !(self.drop_mult.is_finite() && self.drop_mult >= 0.0) {
+            return Err(bad("drop-mult", self.drop_mult, ">= 0"));
+        }
+        if self.level == Level::Fastai && self.specials != Specials::Fastai {
+            return Err(AwdError::Config(
+                "--level fastai makes fastai's special tokens: use --specials fastai".into(),
+            ));
+        }
         if !(self.valid_fraction > 0.0 && self.valid_fraction < 1.0) {
             return Err(bad("valid-fraction", self.valid_fraction, "(0, 1)"));
         }
-        self.model.with_vocab(self.max_vocab.max(1)).validate()
+        // Dropouts are checked as the model gets them, times --drop-mult.
+        self.model_config(self.max_vocab.max(1)).validate()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod pretrained;
 pub mod report;
 pub mod run_dir;
 pub mod state;

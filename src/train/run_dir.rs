@@ -36,6 +36,14 @@ impl RunOptions {
     pub fn plot_path(&self) -> PathBuf {
         self.out_dir.join("curves.png")
     }
+    /// The encoder alone, in fastai's `save_encoder` layout (fastai-level runs).
+    pub fn encoder_path(&self) -> PathBuf {
+        self.out_dir.join("encoder.pth")
+    }
+    /// The vocabulary as a fastai pickle (fastai-level runs).
+    pub fn vocab_path(&self) -> PathBuf {
+        self.out_dir.join("itos.pkl")
+    }
 
     /// Creates the output directory, checked writable; refuses to overwrite an earlier run
     /// unless asked to. Only a prepared directory starts a [`Trainer`](super::Trainer).

@@ -123,7 +123,7 @@ pub fn init_model(
 ) -> Result<(LanguageModel, Masks)> {
     device.seed(cfg.seed);
     let masks = Masks::seeded(cfg.seed);
-    let model = LanguageModel::new(&cfg.model.with_vocab(vocab), &masks, device)?;
+    let model = LanguageModel::new(&cfg.model_config(vocab), &masks, device)?;
     Ok((structural_param_ids(model), masks))
 }
 
@@ -206,7 +206,7 @@ impl TrainCheckpoint {
         let (cfg, p) = (&self.config, &self.progress);
         let masks =
             Masks::new(RngMasks::from_state(&p.masks_rng).ok_or_else(|| bad("mask RNG state"))?);
-        let model = LanguageModel::new(&cfg.model.with_vocab(self.vocab.len()), &masks, device)?;
+        let model = LanguageModel::new(&cfg.model_config(self.vocab.len()), &masks, device)?;
         let model = load_values(model, &self.model)
             .map_err(|e| AwdError::checkpoint(path, e.to_string()))?;
         let mut model = restore_param_ids(model, &p.param_ids);

@@ -117,6 +117,14 @@ impl TrainStep {
         self.averager = Some(Averager::default());
     }
 
+    /// Sets Adam's β₁ for every group without one of its own (fastai's cycled momentum); SGD has
+    /// none and ignores it.
+    pub fn set_momentum(&mut self, beta1: f64) {
+        if let Some(k) = &self.knobs {
+            k.beta_1.set(beta1 as f32);
+        }
+    }
+
     /// Sets the groups and marks the frozen ones' parameters as not tracked by autodiff.
     pub fn set_groups<M: Module>(&mut self, model: M, groups: Vec<Group>) -> Result<M> {
         if self.knobs.is_none() && groups.iter().any(|g| g.momentum.is_some()) {

@@ -3,15 +3,16 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::config::{OptimizerKind, TrainConfig};
+use super::config::{OptimizerKind, Schedule, Stage, TrainConfig};
 use super::eval::mean_loss;
-use super::optim::{non_monotone, scheduled_lr};
+use super::optim::{combined_cos, non_monotone, scheduled_lr};
+use super::pretrained::Pretrained;
 use super::report::Reporter;
 use super::run_dir::{Outcome, Prepared, RunOptions, Summary};
 use super::state::{self, Live, Progress, TrainCheckpoint, init_model};
-use super::step::TrainStep;
-use crate::checkpoint::native;
-use crate::data::{Dataset, Rows};
+use super::step::{TrainStep, lm_groups};
+use crate::checkpoint::{fastai, native};
+use crate::data::{Dataset, Level, Rows, fastai_vocab};
 use crate::error::{AwdError, Result};
 use crate::model::LanguageModel;
 
@@ -25,11 +26,19 @@ pub struct Trainer {
     live: Live,
     progress: Progress,
     report: Reporter,
+    /// The stage whose layer groups the step holds (`None`: not set yet in this process).
+    stage: Option<usize>,
 }
 
 impl Trainer {
-    /// Starts a new run in the prepared directory.
-    pub fn new(cfg: TrainConfig, data: Dataset, prepared: Prepared) -> Result<Self> {
+    /// Starts a new run in the prepared directory, from random weights or from `pretrained` ones
+    /// (matched to the data's vocabulary).
+    pub fn new(
+        cfg: TrainConfig,
+        data: Dataset,
+        prepared: Prepared,
+        pretrained: Option<&Pretrained>,
+    ) -> Result<Self> {
         let opts = prepared.0;
         cfg.validate()?;
         if cfg.asgd && cfg.optimizer != OptimizerKind::Sgd {
@@ -37,7 +46,10 @@ impl Trainer {
                 "--asgd (NT-ASGD) averages SGD iterates: use it with --optimizer sgd".into(),
             ));
         }
-        let (model, masks) = init_model(&cfg, data.vocab.len(), &opts.device)?;
+        let (mut model, masks) = init_model(&cfg, data.vocab.len(), &opts.device)?;
+        if let Some(p) = pretrained {
+            model = p.model(&cfg, &data.vocab, &masks, &opts.device)?;
+        }
         let model = Some(model);
         let live = Live {
             step: TrainStep::new(&cfg),
@@ -53,6 +65,7 @@ impl Trainer {
             model,
             live,
             report,
+            stage: None,
         })
     }
 
@@ -74,6 +87,7 @@ impl Trainer {
             model: Some(model),
             live,
             report,
+            stage: None,
         })
     }
 
@@ -82,7 +96,10 @@ impl Trainer {
         let cfg = self.cfg.clone();
         let rows = Rows::new(&self.data.train, cfg.batch_size)?;
         let last = rows.row_len.saturating_sub(2);
-        let planned = cfg.epochs * (rows.row_len - 1).div_ceil(cfg.bptt);
+        let stages = cfg.stages();
+        let spe = (rows.row_len - 1).div_ceil(cfg.bptt);
+        let epochs: usize = stages.iter().map(|s| s.epochs).sum();
+        let planned = epochs * spe;
         let total_steps = match cfg.max_steps {
             0 => planned,
             max => max.min(planned),
@@ -90,7 +107,7 @@ impl Trainer {
         let (mut train_s, mut timed_steps, mut train_tokens, mut lr) = (0.0, 0, 0u64, cfg.lr);
         let mut last_val = None;
         let first_step = self.progress.step + 1;
-        while self.progress.epoch < cfg.epochs && self.progress.step < total_steps {
+        while self.progress.epoch < epochs && self.progress.step < total_steps {
             if self.progress.pos == 0
                 && let Some(m) = self.model.as_mut()
             {
@@ -112,7 +129,15 @@ impl Trainer {
                     &self.opts.device,
                 );
                 let seq = x.dims()[1];
-                let base = scheduled_lr(cfg.schedule, cfg.lr, self.progress.step, total_steps);
+                let (k, first, len) = stage_at(&stages, self.progress.epoch, spe, total_steps);
+                self.enter_stage(k, &stages)?;
+                let at = self.progress.step.saturating_sub(first);
+                let base = scheduled_lr(cfg.schedule, stages[k].lr, at, len);
+                if cfg.beta1_low > 0.0 && cfg.schedule == Schedule::OneCycle {
+                    let pos = (at as f64 / len.max(1) as f64).min(1.0);
+                    let mom = combined_cos(0.25, cfg.beta1, cfg.beta1_low, cfg.beta1, pos);
+                    self.live.step.set_momentum(mom);
+                }
                 lr = if cfg.variable_bptt {
                     base * seq as f64 / cfg.bptt as f64
                 } else {
@@ -180,6 +205,45 @@ impl Trainer {
         }))
     }
 
+    /// Sets the layer groups of stage `k` (frozen or not, each group's rate) when it begins.
+    fn enter_stage(&mut self, k: usize, stages: &[Stage]) -> Result<()> {
+        if self.stage == Some(k) || !self.cfg.uses_groups() {
+            return Ok(());
+        }
+        let stage = stages[k];
+        let model = self.model.take().expect("model present");
+        let mut groups = lm_groups(&model);
+        let n = groups.len();
+        for (i, g) in groups.iter_mut().enumerate() {
+            g.frozen = stage.frozen && i + 1 < n;
+            g.lr_factor = discriminative_factor(stage.lr, stage.lr_low, i, n);
+        }
+        self.model = Some(self.live.step.set_groups(model, groups)?);
+        self.stage = Some(k);
+        if stages.len() > 1 || stage.lr_low > 0.0 {
+            let rates = if stage.lr_low > 0.0 {
+                format!(
+                    "rates {:.1e} to {:.1e} across the layer groups",
+                    stage.lr_low, stage.lr
+                )
+            } else {
+                format!("rate {:.1e}", stage.lr)
+            };
+            let what = if stage.frozen {
+                "frozen but the embedding + decoder"
+            } else {
+                "unfrozen"
+            };
+            self.report.say(&format!(
+                "stage {} of {}: {} epoch(s), {what}, {rates}",
+                k + 1,
+                stages.len(),
+                stage.epochs
+            ));
+        }
+        Ok(())
+    }
+
     /// The weights to evaluate and publish: the averaged ones once NT-ASGD averages.
     fn eval_model(&self) -> LanguageModel {
         self.live
@@ -206,7 +270,17 @@ impl Trainer {
         self.report.flush()?;
         super::plot::plot(self.report.metrics_path(), &self.opts.plot_path())?;
         let info = self.progress.model_info(&self.cfg, &self.data);
-        native::save(&self.opts.model_path(), &self.eval_model(), &info)
+        let model = self.eval_model();
+        native::save(&self.opts.model_path(), &model, &info)?;
+        if self.data.level == Level::Fastai {
+            // What fastai reads: the encoder alone (`load_encoder`) and the vocabulary.
+            fastai::write_tensors(
+                &self.opts.encoder_path(),
+                &fastai::encoder_state_dict(&model),
+            )?;
+            fastai_vocab::write_pickle(&self.opts.vocab_path(), &self.data.vocab)?;
+        }
+        Ok(())
     }
 
     /// A diverged step as the user sees it: which step, what to try, what was kept.
@@ -243,4 +317,30 @@ impl Trainer {
         p.val_losses.push(val);
         p.best_val = Some(p.best_val.map_or(val, |b| b.min(val)));
     }
+}
+
+/// The stage of `epoch`, its first step and its length in steps (`spe` steps an epoch). A single
+/// stage spans the run's `total` steps (which --max-steps may shorten).
+fn stage_at(stages: &[Stage], epoch: usize, spe: usize, total: usize) -> (usize, usize, usize) {
+    if stages.len() == 1 {
+        return (0, 0, total);
+    }
+    let mut first_epoch = 0;
+    for (k, s) in stages.iter().enumerate() {
+        if epoch < first_epoch + s.epochs || k + 1 == stages.len() {
+            return (k, first_epoch * spe, s.epochs * spe);
+        }
+        first_epoch += s.epochs;
+    }
+    unreachable!("stages are not empty")
+}
+
+/// fastai's `slice(lr_low, lr)` over `n` groups: group `i`'s rate over `lr`, geometric from
+/// `lr_low` to `lr` (`even_mults`); 1 for every group without `lr_low`.
+pub fn discriminative_factor(lr: f64, lr_low: f64, i: usize, n: usize) -> f64 {
+    if lr_low <= 0.0 || n < 2 {
+        return 1.0;
+    }
+    let step = (lr / lr_low).powf(1.0 / (n - 1) as f64);
+    lr_low * step.powi(i as i32) / lr
 }
