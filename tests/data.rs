@@ -2,7 +2,7 @@
 
 use awd::data::batches::{Rows, WindowLengths};
 use awd::data::corpus::{Level, read_tokens};
-use awd::data::{Dataset, Source, Specials, Vocab};
+use awd::data::{Dataset, DocOptions, Source, Specials, Vocab, VocabRules};
 use awd::device;
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
@@ -43,16 +43,105 @@ fn vocabulary_orders_by_count_and_respects_min_freq_and_max_vocab() {
     assert!(Vocab::build(tokens, Specials::Ptb, 1, 2).is_err());
 }
 
+fn docs(valid_fraction: f64) -> DocOptions<'static> {
+    DocOptions {
+        valid_fraction,
+        text_col: "text",
+        seed: 0,
+    }
+}
+
+fn ptb_rules() -> VocabRules {
+    VocabRules {
+        specials: Specials::Ptb,
+        min_freq: 1,
+        max_vocab: 100,
+    }
+}
+
+/// Documents: a CSV's `is_valid` column splits its rows (order kept), a CSV without one and a
+/// directory of .txt files split a seeded random share; at the fastai level each document starts
+/// with `xxbos` and the vocabulary counts every document (fastai's rule), validation ones too.
+#[test]
+fn documents_from_csv_and_directories_split_as_fastai_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        &dir,
+        "d.csv",
+        "label,text,is_valid\na,Hello there,False\nb,\"Two, words\",True\na,Hello again,False\n",
+    );
+    let rules = VocabRules {
+        specials: Specials::Fastai,
+        min_freq: 1,
+        max_vocab: 100,
+    };
+    let d = Dataset::from_source(
+        &Source::from_path(&csv, &docs(0.5)).unwrap(),
+        Level::Fastai,
+        rules,
+    )
+    .unwrap();
+    let words = |ids: &[u32]| {
+        ids.iter()
+            .map(|&i| d.vocab.token(i).to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        words(&d.train),
+        [
+            "xxbos", "xxmaj", "hello", "there", "xxbos", "xxmaj", "hello", "again"
+        ]
+    );
+    assert_eq!(words(&d.valid), ["xxbos", "xxmaj", "two", ",", "words"]);
+    assert_eq!(d.vocab.len() % 8, 0, "fastai pads to a multiple of 8");
+
+    let bare = write(&dir, "bare.csv", "text\none\ntwo\nthree\nfour\n");
+    let Source::Docs {
+        docs: all,
+        is_valid,
+        given,
+        ..
+    } = Source::from_path(&bare, &docs(0.25)).unwrap()
+    else {
+        panic!("a CSV is documents")
+    };
+    assert_eq!(
+        (all.len(), is_valid.iter().filter(|&&v| v).count(), given),
+        (4, 1, false)
+    );
+    let again = Source::from_path(&bare, &docs(0.25)).unwrap();
+    assert!(
+        matches!(again, Source::Docs { is_valid: ref v, .. } if *v == is_valid),
+        "seeded"
+    );
+
+    let txt = tempfile::tempdir().unwrap();
+    for (i, t) in ["first doc", "second doc", "third doc"].iter().enumerate() {
+        write(&txt, &format!("{i}.txt"), t);
+    }
+    let Source::Docs { docs: all, .. } = Source::from_path(txt.path(), &docs(0.3)).unwrap() else {
+        panic!("a directory of .txt files is documents")
+    };
+    assert_eq!(all, ["first doc", "second doc", "third doc"]);
+    let err = Source::from_path(
+        &csv,
+        &DocOptions {
+            text_col: "body",
+            ..docs(0.1)
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no column `body`"), "{err}");
+}
+
 #[test]
 fn a_single_file_holds_out_its_tail_and_a_directory_gives_its_splits() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, "t.txt", &"a b c d e f g h i j\n".repeat(10));
     let d = Dataset::from_source(
-        &Source::from_path(&p, 0.2).unwrap(),
+        &Source::from_path(&p, &docs(0.2)).unwrap(),
         Level::Word,
-        Specials::Ptb,
-        1,
-        100,
+        ptb_rules(),
     )
     .unwrap();
     assert_eq!(d.train.len() + d.valid.len(), 110);
@@ -64,11 +153,9 @@ fn a_single_file_holds_out_its_tail_and_a_directory_gives_its_splits() {
     write(&corpus, "valid.txt", "x q\n");
     write(&corpus, "test.txt", "z\n");
     let d = Dataset::from_source(
-        &Source::from_path(corpus.path(), 0.1).unwrap(),
+        &Source::from_path(corpus.path(), &docs(0.1)).unwrap(),
         Level::Word,
-        Specials::Ptb,
-        1,
-        100,
+        ptb_rules(),
     )
     .unwrap();
     assert_eq!(d.valid.len(), 3);
@@ -173,4 +260,20 @@ fn nt_asgd_switches_when_validation_stops_improving_for_nonmono_checks() {
     // The best (3.5) lies before the last `nonmono` checks: 3.55 does not beat it.
     assert!(non_monotone(&history, 3.55, 2));
     assert!(!non_monotone(&history, 3.4, 2));
+}
+
+/// fastai's `slice(lr/2.6**4, lr)` over the layer groups (`even_mults`): geometric from the low
+/// rate to `lr`; without a low rate every group trains at `lr`.
+#[test]
+fn discriminative_rates_are_fastais_even_mults() {
+    use awd::train::trainer::discriminative_factor;
+    let lr = 1e-2;
+    let got: Vec<f64> = (0..5)
+        .map(|i| discriminative_factor(lr, lr / 2.6f64.powi(4), i, 5))
+        .collect();
+    for (i, f) in got.iter().enumerate() {
+        let want = 2.6f64.powi(i as i32 - 4);
+        assert!((f - want).abs() < 1e-12, "group {i}: {f} vs {want}");
+    }
+    assert_eq!(discriminative_factor(lr, 0.0, 2, 5), 1.0);
 }

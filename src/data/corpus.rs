@@ -219,12 +219,24 @@ impl Source {
                     .map(|pre| path.join(format!("{pre}{name}.txt")))
                     .find(|p| p.is_file())
             };
-            if let (Some(train), Some(valid)) = (split("train"), split("valid")) {
-                return Ok(Source::Dir {
-                    train,
-                    valid,
-                    test: split("test"),
-                });
+            match (split("train"), split("valid")) {
+                (Some(train), Some(valid)) => {
+                    return Ok(Source::Dir {
+                        train,
+                        valid,
+                        test: split("test"),
+                    });
+                }
+                (None, None) => {}
+                (train, _) => {
+                    let missing = if train.is_none() { "train" } else { "valid" };
+                    return Err(corpus(
+                        path,
+                        format!(
+                            "the directory has no {missing}.txt (expected train.txt, valid.txt and optionally test.txt)"
+                        ),
+                    ));
+                }
             }
             let docs = read_txt_dir(path)?;
             Self::docs(path, docs, opts)
