@@ -49,7 +49,7 @@ pub fn make_vocab_counted<'a>(
 ) -> Vocab {
     let mut ranked: Vec<(&str, usize)> = counts.into_iter().filter(|(_, c)| *c > 0).collect();
     // A stable sort: ties keep first-seen order (Python's `Counter.most_common`).
-    ranked.sort_by(|a, b| b.1.cmp(&a.1));
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
     let specials = Specials::Fastai.tokens();
     let mut itos: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     itos.extend(
