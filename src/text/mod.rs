@@ -4,6 +4,7 @@
 //! applies fastai's post-rule (`replace_space`: a space inside a token becomes `▁`), as fastai's
 //! language-model data does before numericalizing.
 
+pub mod pattern;
 pub mod rules;
 pub mod spacy;
 
