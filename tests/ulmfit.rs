@@ -113,6 +113,30 @@ fn reviews(dir: &std::path::Path, n: usize) -> PathBuf {
     path
 }
 
+/// `awd train --preset finetune` from the shared model on `data`, into `run`.
+fn finetune_args<'a>(
+    weights: &'a std::path::Path,
+    itos: &'a std::path::Path,
+    data: &'a std::path::Path,
+    run: &'a std::path::Path,
+) -> Vec<&'a str> {
+    let s = |p: &'a std::path::Path| p.to_str().unwrap();
+    vec![
+        "train",
+        "--preset",
+        "finetune",
+        "--pretrained",
+        s(weights),
+        "--pretrained-vocab",
+        s(itos),
+        "--data",
+        s(data),
+        "--out",
+        s(run),
+        "--quiet",
+    ]
+}
+
 /// ULMFiT's first step end to end: the shared pretrained model, fine-tuned on movie reviews with
 /// the `finetune` recipe (one frozen epoch, then unfrozen), has a lower validation loss on them
 /// than the pretrained model matched to their vocabulary had; the run writes the encoder in
@@ -139,22 +163,9 @@ fn fine_tuning_a_pretrained_model_lowers_its_validation_loss() {
     let loss_before = mean_loss(&mut before, &data_set.valid, 10, 72, &dev).unwrap();
 
     let run = tmp.path().join("run");
-    let out = awd(&[
-        "train",
-        "--preset",
-        "finetune",
-        "--pretrained",
-        weights.to_str().unwrap(),
-        "--pretrained-vocab",
-        itos.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--batch-size",
-        "16",
-        "--out",
-        run.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let mut args = finetune_args(&weights, &itos, &data, &run);
+    args.extend(["--batch-size", "16"]);
+    let out = awd(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -203,20 +214,7 @@ fn misfitting_pretrained_weights_and_data_are_named() {
     let data = reviews(tmp.path(), 200);
     let (weights, itos) = (dir.join("lm.pth"), dir.join("itos.pkl"));
     let run = tmp.path().join("run");
-    let base = [
-        "train",
-        "--preset",
-        "finetune",
-        "--pretrained",
-        weights.to_str().unwrap(),
-        "--pretrained-vocab",
-        itos.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--quiet",
-    ];
+    let base = finetune_args(&weights, &itos, &data, &run);
     let out = awd(&[&base[..], &["--hidden-size", "1152"]].concat());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
