@@ -39,6 +39,13 @@ pub enum AwdError {
     /// A corpus that cannot be used.
     #[error("corpus {path}: {reason}")]
     Corpus { path: String, reason: String },
+    /// A download that failed or was refused; nothing of it is cached.
+    #[error("download of {name} from {url}: {reason}")]
+    Download {
+        name: String,
+        url: String,
+        reason: String,
+    },
     /// Training produced a non-finite loss or gradient.
     #[error("training stopped: {0}")]
     Diverged(String),

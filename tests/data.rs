@@ -134,6 +134,44 @@ fn documents_from_csv_and_directories_split_as_fastai_does() {
     assert!(err.to_string().contains("no column `body`"), "{err}");
 }
 
+/// A backward model's data (fastai's `reverse_text`): each document's tokens reversed in place,
+/// `xxbos` last, documents in their order.
+#[test]
+fn backward_data_reverses_each_document() {
+    use awd::data::dataset::reverse_documents;
+    let mut ids = [2, 10, 11, 12, 2, 20, 2];
+    reverse_documents(&mut ids, 2);
+    assert_eq!(ids, [12, 11, 10, 2, 20, 2, 2]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = write(&dir, "d.txt", "Hello there\nTwo words here\nHello again\n");
+    let rules = VocabRules {
+        specials: Specials::Fastai,
+        min_freq: 1,
+        max_vocab: 100,
+    };
+    let source = Source::from_path(&text, &docs(0.3)).unwrap();
+    let forward = Dataset::from_source(&source, Level::Fastai, rules).unwrap();
+    let mut backward = forward.clone();
+    backward.reverse_documents();
+    let words = |ids: &[u32]| {
+        ids.iter()
+            .map(|&i| forward.vocab.token(i))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        words(&forward.train),
+        "xxbos xxmaj hello there xxbos xxmaj two words here"
+    );
+    assert_eq!(words(&forward.valid), "xxbos xxmaj hello xxunk");
+    assert_eq!(
+        words(&backward.train),
+        "there hello xxmaj xxbos here words two xxmaj xxbos"
+    );
+    assert_eq!(words(&backward.valid), "xxunk hello xxmaj xxbos");
+}
+
 #[test]
 fn a_single_file_holds_out_its_tail_and_a_directory_gives_its_splits() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,8 @@
 //! `itos.pkl` in `$AWD_ULMFIT`, default `../shared/testdata/ulmfit`), fastai's tokenization of
 //! `tokens.jsonl` there, and fine-tuning.
 
+mod common;
+
 use std::path::PathBuf;
 
 use awd::checkpoint::native::load_with_vocab;
@@ -11,17 +13,8 @@ use awd::data::dataset::encode_file;
 use awd::device;
 use awd::dropout::Masks;
 use awd::train::eval::mean_loss;
+use common::ulmfit_dir as ulmfit;
 use sha2::{Digest, Sha256};
-
-fn ulmfit() -> PathBuf {
-    let dir = std::env::var_os("AWD_ULMFIT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/ulmfit")
-        });
-    assert!(dir.is_dir(), "{} not found (set AWD_ULMFIT)", dir.display());
-    dir
-}
 
 /// The weights load with their vocabulary (sizes read from the tensors) and evaluate three
 /// documents to the loss fastai 2.8.12 computed on the same token stream (1e-4, f32 over 6k

@@ -6,7 +6,7 @@ use anyhow::bail;
 
 use crate::checkpoint::native;
 use crate::data::corpus::{Level, emit_docs};
-use crate::data::dataset::encode_file;
+use crate::data::dataset::{encode_file, reverse_documents};
 use crate::data::{DocOptions, Source, Vocab, vocab::UNK};
 use crate::device::{self, Device};
 use crate::dropout::Masks;
@@ -27,18 +27,38 @@ pub struct ModelSource {
     /// tokenization). `word` reads text already tokenized, one token a space.
     #[arg(long, value_enum)]
     pub level: Option<Level>,
+    /// The model reads each document backwards (a fastai backward model such as `wt103-bwd`'s;
+    /// awd's own models say so themselves).
+    #[arg(long)]
+    pub backwards: bool,
+}
+
+/// A model read with what it needs to read text.
+pub struct Loaded {
+    pub model: LanguageModel,
+    pub vocab: Vocab,
+    pub level: Level,
+    /// Trained on each document backwards.
+    pub backwards: bool,
 }
 
 impl ModelSource {
-    /// The model, its vocabulary and the level it reads text at (word unless it says otherwise).
-    pub fn load(&self, device: &Device) -> crate::Result<(LanguageModel, Vocab, Level)> {
+    /// The model, its vocabulary and how it reads text (word level, forwards, unless it says
+    /// otherwise).
+    pub fn load(&self, device: &Device) -> crate::Result<Loaded> {
         let masks = Masks::default();
         let (model, info) =
             native::load_with_vocab(&self.model, self.vocab.as_deref(), &masks, device)?;
         let level = self.level.unwrap_or_else(|| {
             serde_json::from_value(info.extra["level"].clone()).unwrap_or(Level::Word)
         });
-        Ok((model, Vocab::from_itos(info.vocab), level))
+        let backwards = self.backwards || info.extra["backwards"].as_bool().unwrap_or(false);
+        Ok(Loaded {
+            model,
+            vocab: Vocab::from_itos(info.vocab),
+            level,
+            backwards,
+        })
     }
 }
 
@@ -80,13 +100,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
         bail!("--cache-lambda must lie in [0, 1]");
     }
     let device = device::select(&args.device)?;
-    let (mut model, vocab, level) = args.source.load(&device)?;
+    let Loaded {
+        mut model,
+        vocab,
+        level,
+        backwards,
+    } = args.source.load(&device)?;
+    if backwards && level != Level::Fastai {
+        bail!("a backward model reads documents backwards: it needs --level fastai");
+    }
     let docs = DocOptions {
         valid_fraction: 0.1,
         text_col: &args.text_col,
         seed: 0,
     };
-    let (path, ids) = match Source::from_path(&args.data, &docs)? {
+    let (path, mut ids) = match Source::from_path(&args.data, &docs)? {
         Source::File { path, .. } => {
             let ids = encode_file(&path, &vocab, level)?;
             (path.display().to_string(), ids)
@@ -118,6 +146,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<bool> {
             (format!("{description} ({} documents)", docs.len()), ids)
         }
     };
+    if backwards {
+        reverse_documents(&mut ids, vocab.id(crate::text::rules::BOS));
+    }
     let unknown = ids.iter().filter(|&&i| i == UNK).count() as f64 / ids.len() as f64;
     if unknown > 0.5 {
         bail!(

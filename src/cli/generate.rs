@@ -7,7 +7,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::eval::ModelSource;
+use super::eval::{Loaded, ModelSource};
 use crate::data::corpus::{EOS, Level};
 use crate::data::{Specials, Vocab};
 use crate::device;
@@ -98,7 +98,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<bool> {
         bail!("--temperature must be > 0");
     }
     let device = device::select(&args.device)?;
-    let (mut model, vocab, level) = args.source.load(&device)?;
+    let Loaded {
+        mut model,
+        vocab,
+        level,
+        backwards,
+    } = args.source.load(&device)?;
+    if backwards {
+        bail!(
+            "{} is a backward model (it predicts the text before a prompt); awd generate writes forwards only",
+            args.source.model.display()
+        );
+    }
     let mut input = prompt_ids(&args.prompt, level, &vocab)?;
     // Special tokens other than the end of line are never produced (unknown, padding, ...).
     let banned: Vec<bool> = vocab

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::data::{Dataset, Level, download};
+use crate::data::download::PublicData;
+use crate::data::{Dataset, Level, Specials};
 use crate::device;
 use crate::train::pretrained::Pretrained;
 use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainFlags, Trainer, state};
@@ -16,7 +17,8 @@ pub struct TrainArgs {
     /// Without it, awd trains on its built-in grammar corpus.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// A public data set to download and cache instead of --data.
+    /// A public data set to download (once, checked) and cache instead of --data; fastai's are
+    /// tokenized as fastai does unless --level says otherwise.
     #[arg(long, value_enum, conflicts_with = "data")]
     pub dataset: Option<PublicData>,
     /// Fine-tune a fastai pretrained model: its weights (.pth or .safetensors, fastai's names), a
@@ -54,19 +56,17 @@ pub struct TrainArgs {
     pub flags: TrainFlags,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum PublicData {
-    Tinyshakespeare,
-}
-
 fn dataset(args: &TrainArgs, cfg: &mut TrainConfig) -> anyhow::Result<Dataset> {
     let path = match (&args.data, args.dataset) {
         (Some(p), _) => Some(p.clone()),
-        (None, Some(PublicData::Tinyshakespeare)) => {
+        (None, Some(public)) => {
             if args.flags.level.is_none() {
-                cfg.level = Level::Char;
+                cfg.level = public.level();
+                if cfg.level == Level::Fastai && args.flags.specials.is_none() {
+                    cfg.specials = Specials::Fastai;
+                }
             }
-            Some(download::fetch(&download::TINY_SHAKESPEARE)?)
+            Some(public.fetch()?)
         }
         (None, None) => None,
     };
@@ -79,7 +79,7 @@ fn default_out(args: &TrainArgs) -> PathBuf {
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "data".into()),
-        (None, Some(_)) => "tinyshakespeare".into(),
+        (None, Some(public)) => public.remote().name.into(),
         (None, None) => "grammar".into(),
     };
     let preset = format!("{:?}", args.preset).to_lowercase();
@@ -135,8 +135,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
         args.flags.apply(&mut cfg);
         let pretrained = match &args.pretrained {
             Some(p) => {
-                let (weights, vocab) = download::pretrained(p, args.pretrained_vocab.as_deref())?;
-                let pre = Pretrained::read(&weights, vocab.as_deref())?;
+                let pre = Pretrained::locate(p, args.pretrained_vocab.as_deref())?;
                 pre.configure(&mut cfg, &args.flags.model)?;
                 Some(pre)
             }
@@ -152,6 +151,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             data.vocab.len(),
             data.valid.len()
         );
+        if cfg.backwards {
+            eprintln!("each document is read backwards, for a backward model");
+        }
         if let Some(p) = &pretrained {
             eprintln!(
                 "from {}: {} of the {} tokens are in its vocabulary of {}; the others start at the mean embedding",

@@ -170,8 +170,9 @@ pub enum Source {
     },
     /// One file; the last `valid_fraction` of its tokens is held out for validation.
     File { path: PathBuf, valid_fraction: f64 },
-    /// Documents: the `.txt` files under a directory (one document each) or the rows of a CSV
-    /// file, in their order; those marked `is_valid` are held out for validation.
+    /// Documents: the `.txt` files under a directory (one document each), the rows of a CSV
+    /// file, or of fastai's WikiText pair of CSV files, in their order; those marked `is_valid`
+    /// are held out for validation.
     Docs {
         description: String,
         docs: Vec<String>,
@@ -209,8 +210,9 @@ impl Source {
         (train, valid)
     }
 
-    /// Interprets `path`: a directory holding `train.txt` and `valid.txt` (WikiText layout), a
-    /// directory of `.txt` documents, a `.csv` file of documents, or a text file.
+    /// Interprets `path`: a directory holding `train.txt` and `valid.txt` (WikiText layout), one
+    /// holding `train.csv` and `valid.csv` or `test.csv` (fastai's WikiText), a directory of `.txt`
+    /// documents, a `.csv` file of documents, or a text file.
     pub fn from_path(path: &Path, opts: &DocOptions) -> Result<Self> {
         if path.is_dir() {
             let split = |name: &str| {
@@ -238,6 +240,11 @@ impl Source {
                     ));
                 }
             }
+            let csv = |name: &str| Some(path.join(format!("{name}.csv"))).filter(|p| p.is_file());
+            if let (Some(train), Some(valid)) = (csv("train"), csv("valid").or_else(|| csv("test")))
+            {
+                return Self::csv_pair(path, &train, &valid);
+            }
             let docs = read_txt_dir(path)?;
             Self::docs(path, docs, opts)
         } else if path.is_file() && path.extension().is_some_and(|e| e == "csv") {
@@ -253,6 +260,21 @@ impl Source {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
             ))
         }
+    }
+
+    /// fastai's WikiText layout: `train.csv` and `valid.csv` (or `test.csv`), a document in the
+    /// first column of each row, no header; the second file's documents are for validation.
+    fn csv_pair(dir: &Path, train: &Path, valid: &Path) -> Result<Self> {
+        let (train, valid) = (first_column(train)?, first_column(valid)?);
+        let is_valid = (0..train.len() + valid.len())
+            .map(|i| i >= train.len())
+            .collect();
+        Ok(Source::Docs {
+            description: dir.display().to_string(),
+            docs: train.into_iter().chain(valid).collect(),
+            is_valid,
+            given: true,
+        })
     }
 
     /// Documents split at random: `valid_fraction` of them (at least one) for validation.
@@ -330,6 +352,27 @@ fn read_txt_dir(dir: &Path) -> Result<Vec<String>> {
             })
         })
         .collect()
+}
+
+/// The first column of a CSV file without a header, a document a row.
+fn first_column(path: &Path) -> Result<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| corpus(path, e.to_string()))?;
+    let mut docs = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| corpus(path, format!("row {}: {e}", i + 1)))?;
+        let doc = row.get(0).unwrap_or_default();
+        if !doc.trim().is_empty() {
+            docs.push(doc.to_string());
+        }
+    }
+    if docs.is_empty() {
+        return Err(corpus(path, "holds no text".into()));
+    }
+    Ok(docs)
 }
 
 /// The documents of a CSV file's text column; its `is_valid` column, where there is one, splits

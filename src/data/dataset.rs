@@ -93,7 +93,30 @@ pub fn encode_file(path: &Path, vocab: &Vocab, level: Level) -> Result<Vec<u32>>
     Ok(ids)
 }
 
+/// Each document's tokens in reverse order, as fastai's `reverse_text` gives a backward model
+/// its data: a document is a run of ids that starts at `bos` (`[bos a b][bos c]` → `[b a bos][c bos]`).
+pub fn reverse_documents(ids: &mut [u32], bos: u32) {
+    let mut start = 0;
+    for i in 1..=ids.len() {
+        if i == ids.len() || ids[i] == bos {
+            ids[start..i].reverse();
+            start = i;
+        }
+    }
+}
+
 impl Dataset {
+    /// Every split's documents backwards (fastai level, where `xxbos` starts each document).
+    pub fn reverse_documents(&mut self) {
+        let bos = self.vocab.id(crate::text::rules::BOS);
+        for ids in [&mut self.train, &mut self.valid]
+            .into_iter()
+            .chain(self.test.as_mut())
+        {
+            reverse_documents(ids, bos);
+        }
+    }
+
     /// Reads a data set from a file or a PTB/WikiText directory; the vocabulary comes from the
     /// training text.
     pub fn from_source(source: &Source, level: Level, rules: VocabRules) -> Result<Self> {

@@ -49,6 +49,9 @@ crate::hyper_params! {
     valid_fraction: f64 = 0.1,
     /// A CSV file's text column.
     text_col: String = "text".to_string(),
+    /// Read each document backwards, for a backward model (fastai's `backwards=True`); fastai
+    /// level only. `--pretrained wt103-bwd` sets it.
+    backwards: bool = false,
     /// Epochs to train.
     epochs: usize = 1,
     /// Stop after this many steps in all (0: no limit).
@@ -305,7 +308,12 @@ impl TrainConfig {
                     min_freq: self.min_freq,
                     max_vocab: self.max_vocab,
                 };
-                Dataset::from_source(&Source::from_path(p, &docs)?, self.level, rules)
+                let mut data =
+                    Dataset::from_source(&Source::from_path(p, &docs)?, self.level, rules)?;
+                if self.backwards {
+                    data.reverse_documents();
+                }
+                Ok(data)
             }
         }
     }
@@ -362,6 +370,11 @@ impl TrainConfig {
         if self.level == Level::Fastai && self.specials != Specials::Fastai {
             return Err(AwdError::Config(
                 "--level fastai makes fastai's special tokens: use --specials fastai".into(),
+            ));
+        }
+        if self.backwards && self.level != Level::Fastai {
+            return Err(AwdError::Config(
+                "--backwards reads documents backwards: it needs --level fastai (where xxbos starts each document)".into(),
             ));
         }
         if !(self.valid_fraction > 0.0 && self.valid_fraction < 1.0) {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::config::TrainConfig;
 use super::state::structural_param_ids;
 use crate::checkpoint::fastai;
+use crate::data::download::{self, Remote};
 use crate::data::{Vocab, fastai_vocab};
 use crate::device::Device;
 use crate::dropout::Masks;
@@ -20,10 +21,42 @@ pub struct Pretrained {
     pub weights: PathBuf,
     pub vocab: Vocab,
     pub config: AwdLstmConfig,
+    /// A backward model (trained on each document reversed): fine-tuning reads data backwards.
+    pub backwards: bool,
     tensors: BTreeMap<String, HostTensor>,
 }
 
+/// fastai's pretrained models by the names `--pretrained` takes.
+pub const NAMED: [(&str, &Remote); 3] = [
+    ("wt103", &download::WT103_FWD),
+    ("wt103-fwd", &download::WT103_FWD),
+    ("wt103-bwd", &download::WT103_BWD),
+];
+
 impl Pretrained {
+    /// What `--pretrained` names: weights or a directory as given (with `vocab`, or a directory
+    /// holding both), or, where no such path exists, a model of fastai's zoo by name, downloaded
+    /// and cached. The zoo publishes no checksum, so an archive is cached only once its weights
+    /// and vocabulary read as a fastai AWD-LSTM.
+    pub fn locate(given: &Path, vocab: Option<&Path>) -> Result<Self> {
+        if given.exists() {
+            return Self::read(given, vocab);
+        }
+        let name = given.to_string_lossy();
+        match NAMED.iter().find(|(n, _)| *n == name) {
+            Some((_, remote)) => {
+                let dir = download::fetch_archive(remote, |dir| Self::read(dir, None).map(drop))?;
+                let mut model = Self::read(&dir, None)?;
+                model.backwards = remote.name == download::WT103_BWD.name;
+                Ok(model)
+            }
+            None => Err(AwdError::Config(format!(
+                "--pretrained {name}: no such file or directory, nor a model awd knows by name ({})",
+                NAMED.map(|(n, _)| n).join(", ")
+            ))),
+        }
+    }
+
     /// Reads `weights` (a `.pth` or `.safetensors` in fastai's names) and `vocab` (a fastai
     /// vocabulary pickle). `weights` may be a directory holding one `.pth` and one `.pkl`.
     pub fn read(weights: &Path, vocab: Option<&Path>) -> Result<Self> {
@@ -55,6 +88,7 @@ impl Pretrained {
             weights,
             vocab,
             config,
+            backwards: false,
             tensors,
         })
     }
@@ -100,6 +134,7 @@ impl Pretrained {
                 format!("{n} layers, the weights have {}", c.n_layers),
             );
         }
+        cfg.backwards |= self.backwards;
         let m = &mut cfg.model;
         (m.emb_size, m.hidden_size, m.n_layers) = (c.emb_size, c.hidden_size, c.n_layers);
         (m.bidirectional, m.tie_weights, m.out_bias) = (c.bidirectional, c.tie_weights, c.out_bias);

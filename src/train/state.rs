@@ -90,6 +90,7 @@ impl Progress {
             extra: serde_json::json!({
                 "level": data.level,
                 "specials": cfg.specials,
+                "backwards": cfg.backwards,
                 "steps": self.step,
                 "epoch": self.epoch,
                 "best_val_loss": self.best_val,

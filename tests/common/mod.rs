@@ -6,33 +6,31 @@ use std::path::PathBuf;
 
 use awd::params::HostTensor;
 
-/// `AWD_FASTAI_VECTORS`, or `../shared/testdata/fastai` beside the checkout. A missing directory
-/// fails the test: parity is not optional.
-pub fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("AWD_FASTAI_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/fastai")
-        });
-    assert!(
-        dir.is_dir(),
-        "fastai vectors not found at {} (set AWD_FASTAI_VECTORS)",
-        dir.display()
-    );
+/// `$var`, or `../shared/{rel}` beside the checkout. A missing directory fails the test: parity
+/// is not optional.
+fn shared(var: &str, rel: &str) -> PathBuf {
+    let dir = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared")
+            .join(rel)
+    });
+    assert!(dir.is_dir(), "{} not found (set {var})", dir.display());
     dir
 }
 
-/// The shared real-text corpora: `AWD_DATA`, or `../shared/data` beside the checkout.
+/// The fastai LM vectors.
+pub fn vectors_dir() -> PathBuf {
+    shared("AWD_FASTAI_VECTORS", "testdata/fastai")
+}
+
+/// The shared real-text corpora.
 pub fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("AWD_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "shared data not found at {} (set AWD_DATA)",
-        dir.display()
-    );
-    dir
+    shared("AWD_DATA", "data")
+}
+
+/// A fastai-pretrained LM as fastai ships them (`lm.pth`, `itos.pkl`) and `tokens.jsonl`.
+pub fn ulmfit_dir() -> PathBuf {
+    shared("AWD_ULMFIT", "testdata/ulmfit")
 }
 
 pub fn load(file: &str) -> BTreeMap<String, HostTensor> {
