@@ -47,10 +47,17 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
                 .collect(),
+            // Counters (BatchNorm's `num_batches_tracked`).
+            DType::I64 => bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
             other => {
                 return Err(AwdError::checkpoint(
                     path,
-                    format!("tensor `{name}` has dtype {other:?}; awd reads float32 and float64"),
+                    format!(
+                        "tensor `{name}` has dtype {other:?}; awd reads float32, float64 and int64"
+                    ),
                 ));
             }
         };
@@ -74,7 +81,12 @@ pub fn write(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<()> 
     super::write_atomic(path, &bytes)
 }
 
-/// The bytes of a `.pth` file holding `tensors` (float32, contiguous).
+/// Whether `name` is a counter PyTorch keeps as int64 (BatchNorm's `num_batches_tracked`).
+fn is_counter(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
+/// The bytes of a `.pth` file holding `tensors` (float32, contiguous; counters int64).
 pub fn serialize(tensors: &BTreeMap<String, HostTensor>) -> std::io::Result<Vec<u8>> {
     let root = "archive";
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
@@ -94,8 +106,15 @@ pub fn serialize(tensors: &BTreeMap<String, HostTensor>) -> std::io::Result<Vec<
     file(&mut zip, format!("{root}/.format_version"), b"1")?;
     file(&mut zip, format!("{root}/.storage_alignment"), b"64")?;
     file(&mut zip, format!("{root}/byteorder"), b"little")?;
-    for (key, t) in tensors.values().enumerate() {
-        let bytes: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    for (key, (name, t)) in tensors.iter().enumerate() {
+        let bytes: Vec<u8> = if is_counter(name) {
+            t.values
+                .iter()
+                .flat_map(|&v| (v as i64).to_le_bytes())
+                .collect()
+        } else {
+            t.values.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
         file(&mut zip, format!("{root}/data/{key}"), &bytes)?;
     }
     file(&mut zip, format!("{root}/version"), b"3\n")?;
@@ -165,7 +184,12 @@ fn pickle_state_dict(tensors: &BTreeMap<String, HostTensor>) -> Vec<u8> {
         // The storage, by persistent id: ('storage', FloatStorage, key, 'cpu', numel).
         p.0.push(op::MARK);
         p.string("storage");
-        p.global("torch", "FloatStorage");
+        let storage = if is_counter(name) {
+            "LongStorage"
+        } else {
+            "FloatStorage"
+        };
+        p.global("torch", storage);
         p.string(&key.to_string());
         p.string("cpu");
         p.int(t.values.len());

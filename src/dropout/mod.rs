@@ -5,7 +5,7 @@ pub mod rnn;
 pub mod weight;
 
 pub use mask::{MaskOwner, MaskRecord, MaskSource, Masks, ReplayMasks, RngMasks};
-pub use rnn::{EmbeddingDropout, RnnDropout};
+pub use rnn::{Dropout, EmbeddingDropout, RnnDropout};
 pub use weight::WeightDropout;
 
 use burn::module::{Flag, Module, ModuleMapper, Param};

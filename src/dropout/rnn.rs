@@ -1,4 +1,4 @@
-//! Locked (variational) dropout on activations, and dropout of whole embedding rows.
+//! Dropout on activations (plain, and locked across timesteps), and of whole embedding rows.
 
 use burn::module::{Flag, Module, Param};
 use burn::tensor::{Int, Tensor};
@@ -36,6 +36,35 @@ impl RnnDropout {
         }
         let [b, _, f] = x.dims();
         let mask = self.masks.draw([b, 1, f], self.p, &x.device())?;
+        Ok(x * mask)
+    }
+}
+
+/// PyTorch's `nn.Dropout`: a mask the shape of the input, new at every call.
+#[derive(Module, Debug)]
+pub struct Dropout {
+    pub p: f64,
+    pub training: Param<Flag>,
+    #[module(skip)]
+    pub masks: Masks,
+}
+
+impl Dropout {
+    pub fn new(p: f64, masks: Masks) -> Result<Self> {
+        check_probability("p", p)?;
+        Ok(Self {
+            p,
+            training: Param::from_bool(true),
+            masks,
+        })
+    }
+
+    /// `x`: `[B, F]` → `[B, F]`.
+    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        if !(self.p > 0.0 && self.training.is_enabled() && x.is_autodiff()) {
+            return Ok(x);
+        }
+        let mask = self.masks.draw(x.dims(), self.p, &x.device())?;
         Ok(x * mask)
     }
 }

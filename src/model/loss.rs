@@ -6,9 +6,14 @@ use burn::tensor::{Int, Tensor};
 /// Mean cross-entropy of `logits` `[B, T, V]` against `targets` `[B, T]`.
 pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
     let [b, t, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * t, v]), 1);
-    let picked = logp.gather(1, targets.reshape([b * t, 1]));
-    picked.mean().neg()
+    class_cross_entropy(logits.reshape([b * t, v]), targets.reshape([b * t]))
+}
+
+/// Mean cross-entropy of logits `[N, C]` against class ids `[N]`.
+pub fn class_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [n, _] = logits.dims();
+    let logp = log_softmax(logits, 1);
+    logp.gather(1, targets.reshape([n, 1])).mean().neg()
 }
 
 /// AR: `mean(dropped^2)` of the last layer's dropped output `[B, T, E]` (unscaled by alpha).

@@ -33,8 +33,18 @@ pub fn ulmfit_dir() -> PathBuf {
     shared("AWD_ULMFIT", "testdata/ulmfit")
 }
 
+/// The fastai text-classifier vectors.
+pub fn clas_dir() -> PathBuf {
+    shared("AWD_FASTAI_CLAS_VECTORS", "testdata/fastai_clas")
+}
+
+/// A safetensors file of the LM vectors.
 pub fn load(file: &str) -> BTreeMap<String, HostTensor> {
-    let path = vectors_dir().join(file);
+    load_from(&vectors_dir(), file)
+}
+
+pub fn load_from(dir: &std::path::Path, file: &str) -> BTreeMap<String, HostTensor> {
+    let path = dir.join(file);
     awd::checkpoint::safetensors::read(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }

@@ -1,0 +1,256 @@
+//! The AWD-LSTM text classifier against fastai's `get_text_classifier` (vectors in
+//! `$AWD_FASTAI_CLAS_VECTORS`, default `../shared/testdata/fastai_clas`; sizes from its meta.json):
+//! the `same` case (equal lengths: chunks, the max_len cut) and the `padded` case (rows padded at
+//! the front by whole chunks, joining with a zero state), each in train mode with fastai's masks
+//! replayed (pooled features, logits, loss, every gradient, BatchNorm statistics after the step)
+//! and in eval mode.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use awd::device;
+use awd::dropout::{Masks, set_training};
+use awd::model::AwdLstmConfig;
+use awd::model::classifier::{ClassifierConfig, DocBatch, TextClassifier};
+use awd::model::loss::class_cross_entropy;
+use awd::params::{HostTensor, named_grads};
+use burn::tensor::{Int, Tensor, TensorData};
+use common::*;
+
+/// The classifier configuration meta.json describes.
+fn config() -> ClassifierConfig {
+    let text = std::fs::read_to_string(clas_dir().join("meta.json")).expect("meta.json");
+    let m: serde_json::Value = serde_json::from_str(&text).expect("meta.json is JSON");
+    let n = |v: &serde_json::Value, k: &str| {
+        v[k].as_f64()
+            .unwrap_or_else(|| panic!("meta.json lacks {k}"))
+    };
+    let list = |k: &str| -> Vec<f64> {
+        m[k].as_array()
+            .unwrap_or_else(|| panic!("meta.json lacks {k}"))
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let d = &m["dropouts"];
+    let encoder = AwdLstmConfig {
+        vocab_size: n(&m, "vocab") as usize,
+        emb_size: n(&m, "emb_sz") as usize,
+        hidden_size: n(&m, "n_hid") as usize,
+        n_layers: n(&m, "n_layers") as usize,
+        pad_token: n(&m, "pad_idx") as usize,
+        output_p: n(d, "output_p"),
+        hidden_p: n(d, "hidden_p"),
+        input_p: n(d, "input_p"),
+        embed_p: n(d, "embed_p"),
+        weight_p: n(d, "weight_p"),
+        ..AwdLstmConfig::default()
+    };
+    ClassifierConfig {
+        encoder,
+        n_classes: n(&m, "n_class") as usize,
+        lin_ftrs: list("lin_ftrs").into_iter().map(|v| v as usize).collect(),
+        head_ps: list("head_ps"),
+        bptt: n(&m, "bptt") as usize,
+        max_len: n(&m, "max_len") as usize,
+    }
+}
+
+fn batch(x: &HostTensor, pad: usize) -> DocBatch {
+    let ids = x.values.iter().map(|&v| v as u32).collect();
+    DocBatch::from_padded(ids, x.shape[0], pad as u32).expect("a batch")
+}
+
+fn labels(y: &HostTensor) -> Tensor<1, Int> {
+    let v: Vec<i64> = y.values.iter().map(|&v| v as i64).collect();
+    Tensor::from_data(TensorData::new(v, [y.shape[0]]), &device::cpu_autodiff())
+}
+
+fn check(case: &str, training: bool) {
+    let v = load_from(&clas_dir(), "vectors.safetensors");
+    let state = load_from(&clas_dir(), "fastai_clas.safetensors");
+    let cfg = config();
+    let mode = if training { "train" } else { "eval" };
+    let p = format!("{case}.{mode}");
+    let masks = if training {
+        // Keys `NN.kind`: the zero-padded index is the call order.
+        let recorded = under(&v, &format!("{p}.mask"));
+        Masks::replay(
+            recorded
+                .into_values()
+                .map(|m| (m.shape, m.values))
+                .collect(),
+        )
+    } else {
+        // Eval draws no mask: an empty replay source makes any draw an error.
+        Masks::replay(Vec::new())
+    };
+    let dev = device::cpu_autodiff();
+    let model = TextClassifier::from_state_dict(&state, &cfg, &masks, &dev).expect("loads");
+    let mut model = set_training(model, training);
+
+    let out = model
+        .forward(&batch(get(&v, &format!("{p}.x")), cfg.encoder.pad_token))
+        .expect("forward");
+    let loss = class_cross_entropy(out.logits.clone(), labels(get(&v, &format!("{p}.y"))));
+    // f32 through a few chunks of LSTM and a BatchNorm over 4 rows.
+    let tol = 1e-5;
+    for (name, got) in [
+        ("enc", HostTensor::from_tensor(out.enc.clone())),
+        ("pooled", HostTensor::from_tensor(out.pooled.clone())),
+        ("logits", HostTensor::from_tensor(out.logits.clone())),
+        ("loss", HostTensor::from_tensor(loss.clone())),
+    ] {
+        assert_close(
+            &format!("{p}.{name}"),
+            &got,
+            get(&v, &format!("{p}.{name}")),
+            tol,
+        );
+    }
+    if !training {
+        return;
+    }
+    let grads = loss.backward();
+    let got: BTreeMap<String, Option<HostTensor>> =
+        named_grads(&model, &grads).into_iter().collect();
+    let want = under(&v, &format!("{p}.grad"));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "one gradient per trained tensor, under fastai's names"
+    );
+    for (name, w) in &want {
+        let g = got[name]
+            .as_ref()
+            .unwrap_or_else(|| panic!("{p}: {name} received no gradient"));
+        assert_close(&format!("{p}.grad.{name}"), g, w, 1e-4);
+    }
+    let after = model.state_dict();
+    for (name, w) in under(&v, &format!("{p}.bn_after")) {
+        assert_close(&format!("{p}.bn_after.{name}"), &after[&name], &w, tol);
+    }
+}
+
+#[test]
+fn same_length_documents_train_as_in_fastai() {
+    check("same", true);
+}
+
+#[test]
+fn same_length_documents_evaluate_as_in_fastai() {
+    check("same", false);
+}
+
+#[test]
+fn front_padded_documents_train_as_in_fastai() {
+    check("padded", true);
+}
+
+#[test]
+fn front_padded_documents_evaluate_as_in_fastai() {
+    check("padded", false);
+}
+
+/// Documents of assorted lengths (shorter than a chunk, not a whole number of chunks, longer
+/// than `max_len`) in an unsorted batch: each row's logits are those of its document alone
+/// (eval mode; 1e-5 for the different GEMM shapes).
+#[test]
+fn a_document_predicts_the_same_alone_and_in_any_batch() {
+    use rand::{Rng, SeedableRng};
+    let cfg = config();
+    let dev = device::cpu();
+    let model = TextClassifier::new(&cfg, &Masks::default(), &dev).expect("a model");
+    let mut model = set_training(model, false);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let (bptt, max_len) = (cfg.bptt, cfg.max_len);
+    let lengths = [bptt + 3, 2, 2 * max_len + 1, max_len, bptt, 1, 3 * bptt - 1];
+    let docs: Vec<Vec<u32>> = lengths
+        .iter()
+        .map(|&n| {
+            (0..n)
+                .map(|_| rng.random_range(2..cfg.encoder.vocab_size as u32))
+                .collect()
+        })
+        .collect();
+    let pad = cfg.encoder.pad_token as u32;
+    let logits = |model: &mut TextClassifier, docs: &[&[u32]]| {
+        let batch = DocBatch::new(docs, bptt, pad).unwrap();
+        HostTensor::from_tensor(model.forward(&batch).unwrap().logits)
+    };
+    let all: Vec<&[u32]> = docs.iter().map(|d| d.as_slice()).collect();
+    let together = logits(&mut model, &all);
+    let c = cfg.n_classes;
+    for (r, doc) in docs.iter().enumerate() {
+        let alone = logits(&mut model, &[doc]);
+        let row = HostTensor::new(vec![1, c], together.values[r * c..(r + 1) * c].to_vec());
+        assert_close(
+            &format!("document {r} (length {})", doc.len()),
+            &row,
+            &alone,
+            1e-5,
+        );
+    }
+    // The same documents in another order and company.
+    let some: Vec<&[u32]> = [5, 2, 0].iter().map(|&i| all[i]).collect();
+    let again = logits(&mut model, &some);
+    for (k, &i) in [5, 2, 0].iter().enumerate() {
+        let want = HostTensor::new(vec![1, c], together.values[i * c..(i + 1) * c].to_vec());
+        let got = HostTensor::new(vec![1, c], again.values[k * c..(k + 1) * c].to_vec());
+        assert_close(&format!("document {i} among others"), &got, &want, 1e-5);
+    }
+}
+
+/// fastai's own `.pth` of the classifier (written by PyTorch) reads as the safetensors copy does,
+/// and a classifier written as `.pth` by awd reads back to the same tensors and predictions.
+#[test]
+fn classifier_checkpoints_move_between_pth_and_awd() {
+    use awd::checkpoint::fastai::{read_tensors, write_tensors};
+    let cfg = config();
+    let from_torch = read_tensors(&clas_dir().join("fastai_clas.pth")).expect("reads");
+    let state = load_from(&clas_dir(), "fastai_clas.safetensors");
+    assert_eq!(from_torch, state);
+    let dev = device::cpu();
+    let model = TextClassifier::from_state_dict(&state, &cfg, &Masks::default(), &dev).unwrap();
+    let mut model = set_training(model, false);
+    assert_eq!(
+        model.state_dict(),
+        state,
+        "every tensor, statistics included"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("clas.pth");
+    write_tensors(&path, &model.state_dict()).unwrap();
+    let back = read_tensors(&path).unwrap();
+    assert_eq!(back, state);
+    let mut again = set_training(
+        TextClassifier::from_state_dict(&back, &cfg, &Masks::default(), &dev).unwrap(),
+        false,
+    );
+    let x = get(
+        &load_from(&clas_dir(), "vectors.safetensors"),
+        "padded.eval.x",
+    )
+    .clone();
+    let b = batch(&x, cfg.encoder.pad_token);
+    assert_eq!(
+        HostTensor::from_tensor(model.forward(&b).unwrap().logits),
+        HostTensor::from_tensor(again.forward(&b).unwrap().logits)
+    );
+
+    // A tensor of the wrong shape, or a missing one, is named.
+    let mut bad = state.clone();
+    bad.insert(
+        "1.layers.1.2.weight".into(),
+        HostTensor::new(vec![2, 2], vec![0.0; 4]),
+    );
+    bad.remove("1.layers.0.0.running_var");
+    let err = TextClassifier::from_state_dict(&bad, &cfg, &Masks::default(), &dev)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("1.layers.1.2.weight: shape [2, 2]"), "{err}");
+    assert!(err.contains("1.layers.0.0.running_var: missing"), "{err}");
+}
