@@ -53,3 +53,32 @@ macro_rules! hyper_params {
         }
     };
 }
+
+/// `base` with the fields of the TOML file at `path` written over it (unknown fields are errors;
+/// fields absent from the file, also inside its tables, keep `base`'s values).
+pub fn from_toml_file<T>(path: &std::path::Path, base: T) -> crate::error::Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    use crate::error::AwdError;
+    let text = std::fs::read_to_string(path).map_err(|e| AwdError::io(path, e))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))?;
+    let mut merged = toml::Table::try_from(&base).map_err(|e| AwdError::Config(e.to_string()))?;
+    merge(&mut merged, table);
+    merged
+        .try_into()
+        .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod audit;
 pub mod bench;
 pub mod checkpoint;
+pub mod classify;
 pub mod cli;
 pub mod data;
 pub mod device;

@@ -248,9 +248,49 @@ fn classifier_checkpoints_move_between_pth_and_awd() {
     );
     bad.remove("1.layers.0.0.running_var");
     let err = TextClassifier::from_state_dict(&bad, &cfg, &Masks::default(), &dev)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(err.contains("1.layers.1.2.weight: shape [2, 2]"), "{err}");
     assert!(err.contains("1.layers.0.0.running_var: missing"), "{err}");
+}
+
+/// fastai's tutorial recipe, parsed from `--stages` as fastai's calls read.
+#[test]
+fn stages_parse_as_fastais_calls() {
+    use awd::classify::ClasStage;
+    let parsed = ClasStage::parse_list("1:2e-2:1,1:1e-2:2,1:5e-3:3,2:1e-3").unwrap();
+    assert_eq!(parsed, ClasStage::ulmfit());
+    for bad in ["1", "x:1e-2", "1:fast", "1:1e-2:some", "1:2:3:4"] {
+        let err = ClasStage::parse_list(bad).unwrap_err().to_string();
+        assert!(err.contains("--stages") && err.contains(bad), "{err}");
+    }
+}
+
+/// fastai's `SortedDL`: every document at most once per epoch, full batches only (the last
+/// partial one dropped), each batch sorted longest first, the longest document in the first
+/// batch; evaluation batches cover every document, longest first.
+#[test]
+fn training_batches_group_similar_lengths() {
+    use awd::classify::data::{eval_batches, train_batches};
+    let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 613 + 1).collect();
+    let longest = (0..lengths.len()).max_by_key(|&i| lengths[i]).unwrap();
+    let batches = train_batches(&lengths, 16, 4);
+    assert_eq!(batches.len(), 1000 / 16);
+    assert!(batches.iter().all(|b| b.len() == 16));
+    assert!(batches[0].iter().any(|&i| lengths[i] == lengths[longest]));
+    let mut seen: Vec<usize> = batches.concat();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 1000 / 16 * 16);
+    for b in &batches {
+        assert!(b.windows(2).all(|w| lengths[w[0]] >= lengths[w[1]]));
+    }
+    assert_ne!(
+        batches,
+        train_batches(&lengths, 16, 5),
+        "a new order each epoch"
+    );
+    let eval = eval_batches(&lengths, 16);
+    assert_eq!(eval.concat().len(), 1000);
+    assert_eq!(lengths[eval[0][0]], lengths[longest]);
 }

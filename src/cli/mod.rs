@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod classify;
 mod convert;
 mod demo;
 mod eval;
@@ -33,6 +34,9 @@ enum Command {
     },
     /// Train a language model (no --data: the tiny preset on awd's built-in grammar corpus).
     Train(Box<train::TrainArgs>),
+    /// A text classifier on the AWD-LSTM encoder (ULMFiT): train, predict, eval.
+    #[command(subcommand)]
+    Classify(classify::ClassifyCommand),
     /// Perplexity of a trained model on a text.
     Eval(eval::EvalArgs),
     /// Generate text from a trained model.
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Explain(args) => audit::run_explain(args),
         Command::Eval(args) => eval::run(args),
+        Command::Classify(cmd) => classify::run(cmd),
         Command::Generate(args) => generate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Convert {

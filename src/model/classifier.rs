@@ -23,7 +23,7 @@ use crate::nn::rename::PathRenamer;
 use crate::params::{HostTensor, load_values, named_values};
 
 /// The classifier's sizes and dropouts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClassifierConfig {
     /// The encoder (dropouts already times `drop_mult`, as fastai's `awd_lstm_clas_config`).
     pub encoder: AwdLstmConfig,
@@ -369,6 +369,29 @@ impl TextClassifier {
             );
         }
         out
+    }
+
+    /// The encoder's weights replaced by those of a fastai encoder (`save_encoder`'s names:
+    /// `encoder.weight`, `encoder_dp.emb.weight`, `rnns.{l}.*`), as fastai's `load_encoder`;
+    /// a missing or misshapen tensor is named.
+    pub fn load_encoder(self, encoder: &BTreeMap<String, HostTensor>) -> Result<Self> {
+        let mut state = self.state_dict();
+        let mut problems = Vec::new();
+        for (key, slot) in state.iter_mut().filter(|(k, _)| k.starts_with("0.module.")) {
+            let name = &key["0.module.".len()..];
+            match encoder.get(name) {
+                None => problems.push(format!("{name}: missing")),
+                Some(t) if t.shape != slot.shape => problems.push(format!(
+                    "{name}: shape {:?}, the classifier's encoder needs {:?}",
+                    t.shape, slot.shape
+                )),
+                Some(t) => *slot = t.clone(),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(AwdError::Shape(problems.join("; ")));
+        }
+        load_values(self, &state)
     }
 
     /// A classifier of `config` holding `tensors` (fastai's names); missing, unexpected and

@@ -279,17 +279,7 @@ impl TrainConfig {
 
     /// Reads a TOML file of fields (unknown fields are errors).
     pub fn from_toml_file(path: &std::path::Path, base: TrainConfig) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| AwdError::io(path, e))?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))?;
-        // Fields absent from the file (also inside its `[model]` table) keep the preset's values.
-        let mut merged =
-            toml::Table::try_from(&base).map_err(|e| AwdError::Config(e.to_string()))?;
-        merge(&mut merged, table);
-        merged
-            .try_into()
-            .map_err(|e| AwdError::Config(format!("{}: {e}", path.display())))
+        crate::hyper::from_toml_file(path, base)
     }
 
     /// The data set of a run: `path` (a file or a directory with train/valid/test) read at this
@@ -382,17 +372,5 @@ impl TrainConfig {
         }
         // Dropouts are checked as the model gets them, times --drop-mult.
         self.model_config(self.max_vocab.max(1)).validate()
-    }
-}
-
-/// Writes `over`'s values into `base`, table by table.
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
     }
 }

@@ -93,3 +93,52 @@ pub fn plot(csv: &Path, png: &Path) -> Result<()> {
     draw().map_err(|e| AwdError::Config(format!("plotting {}: {e}", png.display())))?;
     std::fs::rename(&tmp, png).map_err(|e| AwdError::io(png, e))
 }
+
+/// Draws a confusion matrix (`counts[true][predicted]`) into `png`: a cell per pair, shaded by
+/// the share of its true class, with its count.
+pub fn confusion(counts: &[Vec<usize>], classes: &[String], png: &Path) -> Result<()> {
+    register_font();
+    let n = classes.len();
+    let cell = 80i32;
+    let margin = 160i32;
+    let size = (margin + cell * n as i32 + 20) as u32;
+    let tmp = png.with_extension("tmp.png");
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(&tmp, (size, size)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let font = ("sans-serif", 14).into_font();
+        root.draw(&Text::new("true \\ predicted", (8, 8), font.clone()))?;
+        for (t, row) in counts.iter().enumerate() {
+            let total = row.iter().sum::<usize>().max(1) as f64;
+            let y = margin + cell * t as i32;
+            root.draw(&Text::new(
+                classes[t].clone(),
+                (8, y + cell / 2 - 7),
+                font.clone(),
+            ))?;
+            for (p, &c) in row.iter().enumerate() {
+                let x = margin + cell * p as i32;
+                let shade = 1.0 - 0.7 * (c as f64 / total);
+                let color = RGBColor((255.0 * shade) as u8, (255.0 * shade) as u8, 255);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    color.filled(),
+                ))?;
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK))?;
+                root.draw(&Text::new(
+                    c.to_string(),
+                    (x + 8, y + cell / 2 - 7),
+                    font.clone(),
+                ))?;
+            }
+        }
+        for (p, name) in classes.iter().enumerate() {
+            let x = margin + cell * p as i32;
+            root.draw(&Text::new(name.clone(), (x + 4, margin - 24), font.clone()))?;
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| AwdError::Config(format!("plotting {}: {e}", png.display())))?;
+    std::fs::rename(&tmp, png).map_err(|e| AwdError::io(png, e))
+}

@@ -116,6 +116,44 @@ impl Reporter {
         lr: f64,
         tokens: u64,
     ) -> Result<()> {
+        self.validation_row(step, epoch, val, lr, tokens)?;
+        if self.show {
+            eprintln!(
+                "epoch {epoch:>3}  step {step:>6}  valid loss {val:.4}  ppl {:.2}",
+                val.exp()
+            );
+        }
+        Ok(())
+    }
+
+    /// A classifier's validation: its loss and accuracy.
+    pub fn classification(
+        &mut self,
+        step: usize,
+        epoch: usize,
+        val: f64,
+        accuracy: f64,
+        lr: f64,
+        tokens: u64,
+    ) -> Result<()> {
+        self.validation_row(step, epoch, val, lr, tokens)?;
+        if self.show {
+            eprintln!(
+                "epoch {epoch:>3}  step {step:>6}  valid loss {val:.4}  accuracy {:.2}%",
+                100.0 * accuracy
+            );
+        }
+        Ok(())
+    }
+
+    fn validation_row(
+        &mut self,
+        step: usize,
+        epoch: usize,
+        val: f64,
+        lr: f64,
+        tokens: u64,
+    ) -> Result<()> {
         self.bar.finish_and_clear();
         self.metrics.write(&Row {
             step,
@@ -125,14 +163,7 @@ impl Reporter {
             lr,
             tokens_per_s: tokens as f64 / self.elapsed().max(1e-9),
             elapsed_s: self.elapsed(),
-        })?;
-        if self.show {
-            eprintln!(
-                "epoch {epoch:>3}  step {step:>6}  valid loss {val:.4}  ppl {:.2}",
-                val.exp()
-            );
-        }
-        Ok(())
+        })
     }
 
     pub fn flush(&mut self) -> Result<()> {

@@ -1,0 +1,343 @@
+//! Labelled documents: a CSV (text and label columns; its `is_valid` column, where present,
+//! splits it) or a folder per class (`train/<class>/*.txt`, with `valid/` or `test/` beside it as
+//! IMDb is laid out); tokenized as fastai does, numericalized with the encoder's vocabulary, and
+//! batched by similar lengths (fastai's `SortedDL`).
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::Vocab;
+use crate::data::corpus::VALID_COL;
+use crate::error::{AwdError, Result};
+
+/// A tokenized, numericalized document and its class.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub ids: Vec<u32>,
+    pub label: usize,
+}
+
+/// A classification data set.
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    pub description: String,
+    /// Class names, sorted (fastai's `CategoryMap`).
+    pub classes: Vec<String>,
+    pub train: Vec<Example>,
+    pub valid: Vec<Example>,
+}
+
+/// Where the columns are and how to split when the data does not say.
+#[derive(Debug, Clone)]
+pub struct LabelOptions<'a> {
+    pub text_col: &'a str,
+    pub label_col: &'a str,
+    pub valid_fraction: f64,
+    pub seed: u64,
+}
+
+/// Documents with their labels, before tokenization.
+#[derive(Debug, Clone, Default)]
+pub struct RawLabelled {
+    pub docs: Vec<String>,
+    pub labels: Vec<String>,
+    pub is_valid: Vec<bool>,
+    /// Names each document for messages (`row 12`, a file's path).
+    pub names: Vec<String>,
+}
+
+fn bad(path: &Path, reason: String) -> AwdError {
+    AwdError::Corpus {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
+/// Reads labelled documents from a CSV file or a directory of class folders.
+pub fn read_raw(path: &Path, opts: &LabelOptions) -> Result<RawLabelled> {
+    let mut raw = if path.is_dir() {
+        read_folders(path)?
+    } else if path.is_file() {
+        read_csv(path, opts)?
+    } else {
+        return Err(AwdError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
+    };
+    if raw.is_valid.is_empty() {
+        // No split given: a seeded random share of the documents (fastai's `RandomSplitter`).
+        let n = raw.docs.len();
+        if n < 2 {
+            return Err(bad(
+                path,
+                format!("{n} document(s) cannot be split for validation"),
+            ));
+        }
+        let n_valid = ((n as f64 * opts.valid_fraction).round() as usize).clamp(1, n - 1);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(opts.seed));
+        raw.is_valid = vec![false; n];
+        for &i in &order[..n_valid] {
+            raw.is_valid[i] = true;
+        }
+    }
+    Ok(raw)
+}
+
+fn read_csv(path: &Path, opts: &LabelOptions) -> Result<RawLabelled> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(path, e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| bad(path, e.to_string()))?
+        .clone();
+    let col = |name: &str, flag: &str| {
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            bad(
+                path,
+                format!(
+                    "has no column `{name}` (its columns: {}); name it with {flag}",
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    };
+    let (text, label) = (
+        col(opts.text_col, "--text-col")?,
+        col(opts.label_col, "--label-col")?,
+    );
+    let valid = headers.iter().position(|h| h == VALID_COL);
+    let mut raw = RawLabelled::default();
+    for (i, row) in reader.records().enumerate() {
+        let name = format!("row {}", i + 2);
+        let row = row.map_err(|e| bad(path, format!("{name}: {e}")))?;
+        let doc = row.get(text).unwrap_or_default();
+        let lab = row.get(label).unwrap_or_default().trim();
+        if doc.trim().is_empty() {
+            return Err(bad(
+                path,
+                format!("{name} has an empty `{}`", opts.text_col),
+            ));
+        }
+        if lab.is_empty() {
+            return Err(bad(
+                path,
+                format!("{name} has an empty `{}`", opts.label_col),
+            ));
+        }
+        raw.docs.push(doc.to_string());
+        raw.labels.push(lab.to_string());
+        raw.names.push(name);
+        if let Some(c) = valid {
+            let v = row.get(c).unwrap_or_default().trim().to_lowercase();
+            raw.is_valid.push(v == "true" || v == "1");
+        }
+    }
+    if raw.docs.is_empty() {
+        return Err(bad(path, "holds no rows".into()));
+    }
+    Ok(raw)
+}
+
+/// `dir/train/<class>/*.txt` with `dir/valid/` or `dir/test/` laid out the same (the split), or
+/// `dir/<class>/*.txt` (split at random).
+fn read_folders(dir: &Path) -> Result<RawLabelled> {
+    let mut raw = RawLabelled::default();
+    let train = dir.join("train");
+    if train.is_dir() {
+        read_classes(&train, false, &mut raw)?;
+        let valid = ["valid", "test"]
+            .iter()
+            .map(|v| dir.join(v))
+            .find(|p| p.is_dir());
+        if let Some(v) = valid {
+            read_classes(&v, true, &mut raw)?;
+        } else {
+            raw.is_valid.clear();
+        }
+    } else {
+        read_classes(dir, false, &mut raw)?;
+        raw.is_valid.clear();
+    }
+    if raw.docs.is_empty() {
+        return Err(bad(
+            dir,
+            "holds no class folders with .txt documents (expected train/<class>/*.txt or <class>/*.txt)".into(),
+        ));
+    }
+    Ok(raw)
+}
+
+fn read_classes(dir: &Path, valid: bool, raw: &mut RawLabelled) -> Result<()> {
+    let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| AwdError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    classes.sort();
+    for class in classes {
+        let label = class
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&class)
+            .map_err(|e| AwdError::io(&class, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+            .collect();
+        files.sort();
+        for f in files {
+            let bytes = std::fs::read(&f).map_err(|e| AwdError::io(&f, e))?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| bad(&f, "is not valid UTF-8 text".into()))?;
+            if text.trim().is_empty() {
+                return Err(bad(&f, "is empty".into()));
+            }
+            raw.docs.push(text);
+            raw.labels.push(label.clone());
+            raw.is_valid.push(valid);
+            raw.names.push(f.display().to_string());
+        }
+    }
+    Ok(())
+}
+
+/// fastai's tokens of each document (in parallel), as ids of `vocab`; each document reversed
+/// for a backward model.
+pub fn numericalize(docs: &[String], vocab: &Vocab, backwards: bool) -> Vec<Vec<u32>> {
+    use rayon::prelude::*;
+    docs.par_iter()
+        .map(|d| ids(&crate::text::for_corpus(d), vocab, backwards))
+        .collect()
+}
+
+fn ids(tokens: &[String], vocab: &Vocab, backwards: bool) -> Vec<u32> {
+    let mut ids: Vec<u32> = tokens.iter().map(|t| vocab.id(t)).collect();
+    if backwards {
+        ids.reverse();
+    }
+    ids
+}
+
+/// fastai's vocabulary of the documents' tokens (`min_freq` 3, `max_vocab` 60000, counted in
+/// first-seen order): a classifier's own when it has no pretrained encoder.
+fn vocab_of(tokens: &[Vec<String>]) -> Vocab {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for t in tokens.iter().flatten() {
+        match at.get(t.as_str()) {
+            Some(&i) => counts[i].1 += 1,
+            None => {
+                at.insert(t, counts.len());
+                counts.push((t, 1));
+            }
+        }
+    }
+    crate::data::fastai_vocab::make_vocab_counted(counts, 3, 60000)
+}
+
+impl Labelled {
+    /// Tokenizes and numericalizes `raw` with `vocab` (none: fastai's vocabulary of these
+    /// documents, returned with the data); each document reversed for a backward model. The
+    /// classes are the training labels, sorted; every validation label must be one of them, and
+    /// there must be two or more.
+    pub fn new(
+        raw: &RawLabelled,
+        vocab: Option<&Vocab>,
+        backwards: bool,
+        description: String,
+    ) -> Result<(Self, Vocab)> {
+        let mut classes: Vec<String> = raw
+            .labels
+            .iter()
+            .zip(&raw.is_valid)
+            .filter(|(_, v)| !**v)
+            .map(|(l, _)| l.clone())
+            .collect();
+        classes.sort();
+        classes.dedup();
+        let corpus = |reason: String| AwdError::Corpus {
+            path: description.clone(),
+            reason,
+        };
+        if classes.len() < 2 {
+            return Err(corpus(format!(
+                "the training documents have {} class(es) ({}): a classifier needs two or more",
+                classes.len(),
+                classes.join(", ")
+            )));
+        }
+        let tokens: Vec<Vec<String>> = {
+            use rayon::prelude::*;
+            raw.docs
+                .par_iter()
+                .map(|d| crate::text::for_corpus(d))
+                .collect()
+        };
+        let vocab = vocab.cloned().unwrap_or_else(|| vocab_of(&tokens));
+        let ids = tokens.iter().map(|t| ids(t, &vocab, backwards));
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        for (i, ids) in ids.into_iter().enumerate() {
+            let Ok(label) = classes.binary_search(&raw.labels[i]) else {
+                return Err(corpus(format!(
+                    "{} (validation) has the label `{}`, which no training document has (classes: {})",
+                    raw.names[i],
+                    raw.labels[i],
+                    classes.join(", ")
+                )));
+            };
+            let ex = Example { ids, label };
+            if raw.is_valid[i] {
+                valid.push(ex)
+            } else {
+                train.push(ex)
+            }
+        }
+        if valid.is_empty() {
+            return Err(corpus("no document is held out for validation".into()));
+        }
+        let data = Self {
+            description,
+            classes,
+            train,
+            valid,
+        };
+        Ok((data, vocab))
+    }
+}
+
+/// Training batches as fastai's `SortedDL` makes them: a random order cut into chunks of 50
+/// batches, each chunk sorted longest first and cut into batches, the batches shuffled but the
+/// one holding the longest document first (a step that runs out of memory does so at once). An
+/// incomplete last batch is dropped when there are others (BatchNorm needs rows).
+pub fn train_batches(lengths: &[usize], batch_size: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.shuffle(&mut rng);
+    if let Some(longest) = (0..order.len()).max_by_key(|&k| (lengths[order[k]], usize::MAX - k)) {
+        order.swap(0, longest);
+    }
+    for chunk in order.chunks_mut(batch_size * 50) {
+        chunk.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    }
+    let mut batches: Vec<Vec<usize>> = order.chunks(batch_size).map(|b| b.to_vec()).collect();
+    if batches.len() > 1 && batches.last().is_some_and(|b| b.len() < batch_size) {
+        batches.pop();
+    }
+    if batches.len() > 2 {
+        let n = batches.len();
+        batches[1..n].shuffle(&mut rng);
+    }
+    batches
+}
+
+/// Evaluation batches: longest first, in order.
+pub fn eval_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    order.chunks(batch_size).map(|b| b.to_vec()).collect()
+}

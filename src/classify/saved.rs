@@ -1,0 +1,204 @@
+//! The classifier's files: awd's model file (one safetensors file, fastai's names, the
+//! configuration, vocabulary and classes in its header), and the encoders a classifier starts
+//! from (a fine-tuned run, an awd model file, or fastai's `save_encoder` / language-model `.pth`
+//! with its vocabulary pickle).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use crate::checkpoint::{fastai, native};
+use crate::data::{Vocab, fastai_vocab};
+use crate::dropout::Masks;
+use crate::error::{AwdError, Result};
+use crate::model::{AwdLstmConfig, ClassifierConfig, TextClassifier};
+use crate::params::HostTensor;
+use crate::train::run_dir::model_file;
+
+const FORMAT: &str = "awd-text-classifier/1";
+
+/// What a classifier file holds besides its tensors.
+#[derive(Debug, Clone)]
+pub struct ClassifierInfo {
+    pub config: ClassifierConfig,
+    pub vocab: Vocab,
+    pub classes: Vec<String>,
+    /// Reads each document backwards (fastai's `backwards=True`).
+    pub backwards: bool,
+}
+
+/// Writes the classifier and what it needs to read text, atomically.
+pub fn save(path: &Path, model: &TextClassifier, info: &ClassifierInfo) -> Result<()> {
+    let header = serde_json::json!({
+        "format": FORMAT,
+        "config": info.config,
+        "vocab": info.vocab.itos(),
+        "classes": info.classes,
+        "backwards": info.backwards,
+    });
+    let bytes = crate::checkpoint::safetensors::serialize(
+        &model.state_dict(),
+        Some(crate::checkpoint::awd_metadata(&header)),
+    )?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// Reads a classifier written by [`save`] (a run directory stands for its model file).
+pub fn load(
+    path: &Path,
+    masks: &Masks,
+    device: &Device,
+) -> Result<(TextClassifier, ClassifierInfo)> {
+    let path = &model_file(path);
+    let bytes = std::fs::read(path).map_err(|e| AwdError::io(path, e))?;
+    let bad = |reason: String| AwdError::checkpoint(path, reason);
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
+    let meta = crate::checkpoint::read_awd_metadata(header.metadata().as_ref(), FORMAT)
+        .ok_or_else(|| {
+            bad(format!(
+                "not an awd text classifier (no `{FORMAT}` format tag)"
+            ))
+        })?;
+    let field = |k: &str| {
+        meta.get(k)
+            .cloned()
+            .ok_or_else(|| bad(format!("metadata `{k}` missing")))
+    };
+    let config: ClassifierConfig = serde_json::from_value(field("config")?)
+        .map_err(|e| bad(format!("metadata `config`: {e}")))?;
+    let vocab: Vec<String> = serde_json::from_value(field("vocab")?)
+        .map_err(|e| bad(format!("metadata `vocab`: {e}")))?;
+    let classes: Vec<String> = serde_json::from_value(field("classes")?)
+        .map_err(|e| bad(format!("metadata `classes`: {e}")))?;
+    let backwards = meta
+        .get("backwards")
+        .and_then(|b| b.as_bool())
+        .unwrap_or(false);
+    let tensors = crate::checkpoint::safetensors::parse(&bytes).map_err(bad)?;
+    let model = TextClassifier::from_state_dict(&tensors, &config, masks, device)
+        .map_err(|e| bad(e.to_string()))?;
+    let info = ClassifierInfo {
+        config,
+        vocab: Vocab::from_itos(vocab),
+        classes,
+        backwards,
+    };
+    Ok((model, info))
+}
+
+/// A pretrained encoder: its tensors in `save_encoder`'s names, its vocabulary and sizes.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    pub source: PathBuf,
+    pub tensors: BTreeMap<String, HostTensor>,
+    pub vocab: Vocab,
+    pub config: AwdLstmConfig,
+    /// Trained on documents read backwards.
+    pub backwards: bool,
+}
+
+/// Reads the encoder `path` names: a fine-tuning run's directory (its `encoder.pth` and
+/// `itos.pkl`, or its model file), an awd model file, or fastai's `save_encoder` `.pth` or
+/// language-model weights with their vocabulary pickle (`vocab`, else the one `.pkl` beside them).
+pub fn read_encoder(path: &Path, vocab: Option<&Path>) -> Result<Encoder> {
+    if path.is_dir() {
+        let (enc, pkl) = (path.join("encoder.pth"), path.join("itos.pkl"));
+        if enc.is_file() && vocab.is_none() && pkl.is_file() {
+            let mut e = read_encoder(&enc, Some(&pkl))?;
+            e.backwards = run_backwards(path);
+            return Ok(e);
+        }
+        return read_encoder(&model_file(path), vocab);
+    }
+    let is_awd = path.extension().is_some_and(|e| e == "safetensors") && vocab.is_none();
+    if is_awd {
+        let (model, info) = native::load(path, &Masks::default(), &crate::device::cpu())?;
+        let backwards = info.extra["backwards"].as_bool().unwrap_or(false);
+        let config = model.config().clone();
+        return Ok(Encoder {
+            source: path.to_path_buf(),
+            tensors: fastai::encoder_state_dict(&model),
+            vocab: Vocab::from_itos(info.vocab),
+            config,
+            backwards,
+        });
+    }
+    let vocab_path = match vocab {
+        Some(v) => v.to_path_buf(),
+        None => beside(path)?,
+    };
+    let mut tensors = fastai::read_tensors(path)?;
+    // A language model's weights: the encoder is its `0.*`.
+    if tensors.keys().any(|k| k.starts_with("0.")) {
+        tensors = tensors
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix("0.").map(|k| (k.to_string(), v)))
+            .collect();
+    }
+    let as_lm: BTreeMap<String, HostTensor> = tensors
+        .iter()
+        .map(|(k, v)| (format!("0.{k}"), v.clone()))
+        .collect();
+    let config = fastai::infer_config(&as_lm)
+        .map_err(|e| AwdError::checkpoint(path, format!("not an AWD-LSTM encoder: {e}")))?;
+    let vocab = fastai_vocab::read_pickle(&vocab_path)?;
+    if vocab.len() != config.vocab_size {
+        return Err(AwdError::checkpoint(
+            path,
+            format!(
+                "its embedding has {} rows but the vocabulary {} has {} tokens: not the vocabulary it was trained with",
+                config.vocab_size,
+                vocab_path.display(),
+                vocab.len()
+            ),
+        ));
+    }
+    Ok(Encoder {
+        source: path.to_path_buf(),
+        tensors,
+        vocab,
+        config,
+        backwards: false,
+    })
+}
+
+/// Whether the run in `dir` trained a backward model (its model file says so).
+fn run_backwards(dir: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(model_file(dir)) else {
+        return false;
+    };
+    safetensors::SafeTensors::read_metadata(&bytes)
+        .ok()
+        .and_then(|(_, h)| {
+            let text = h.metadata().as_ref()?.get("awd")?.clone();
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v["extra"]["backwards"].as_bool()
+        })
+        .unwrap_or(false)
+}
+
+/// The vocabulary pickle beside `weights`: `itos.pkl`, else the only `.pkl` there.
+fn beside(weights: &Path) -> Result<PathBuf> {
+    let dir = weights
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let itos = dir.join("itos.pkl");
+    if itos.is_file() {
+        return Ok(itos);
+    }
+    let pkls: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| AwdError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "pkl"))
+        .collect();
+    match &pkls[..] {
+        [one] => Ok(one.clone()),
+        _ => Err(AwdError::Config(format!(
+            "{} needs its vocabulary: --vocab VOCAB.pkl (no single .pkl beside it)",
+            weights.display()
+        ))),
+    }
+}

@@ -1,0 +1,398 @@
+//! `awd classify train | predict | eval`: a text classifier on the AWD-LSTM encoder.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::classify::data::{RawLabelled, numericalize, read_raw};
+use crate::classify::saved::{self, ClassifierInfo, read_encoder};
+use crate::classify::scores::{Scores, argmax, average, probabilities};
+use crate::classify::{
+    ClasStage, ClassifierTrainer, ClassifyConfig, ClassifyFlags, LabelOptions, Labelled,
+};
+use crate::device;
+use crate::dropout::Masks;
+use crate::model::TextClassifier;
+use crate::train::RunOptions;
+
+#[derive(Subcommand)]
+pub enum ClassifyCommand {
+    /// Train a classifier on labelled documents, from a pretrained encoder (ULMFiT) or none.
+    Train(Box<TrainArgs>),
+    /// The label of each input line (or JSON line), with its probability.
+    Predict(PredictArgs),
+    /// Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled documents.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Labelled documents: a CSV (--text-col, --label-col; an `is_valid` column splits it), or a
+    /// directory of class folders (`train/<class>/*.txt` with `valid/` or `test/` beside it, or
+    /// `<class>/*.txt`).
+    #[arg(long)]
+    data: PathBuf,
+    /// The pretrained encoder: a fine-tuning run's directory, its model file, or fastai's
+    /// encoder (`save_encoder`) or language-model `.pth` with its vocabulary (--vocab, else the
+    /// `.pkl` beside it). Without it the encoder starts untrained.
+    #[arg(long)]
+    encoder: Option<PathBuf>,
+    /// The fastai vocabulary pickle of a `.pth` --encoder.
+    #[arg(long, requires = "encoder")]
+    vocab: Option<PathBuf>,
+    /// Read documents backwards (a backward encoder; awd's own runs say so themselves).
+    #[arg(long)]
+    backwards: bool,
+    /// The stages of gradual unfreezing: `EPOCHS:LR[:GROUPS]`, comma-separated, GROUPS counted
+    /// from the head (0 or absent: all); default fastai's `1:2e-2:1,1:1e-2:2,1:5e-3:3,2:1e-3`.
+    #[arg(long)]
+    stages: Option<String>,
+    /// A TOML file of hyper-parameters (field names as the flags; `[[stages]]` tables).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the model, metrics and curves go (default: a new directory under runs/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Start over in --out even if it holds a run.
+    #[arg(long)]
+    force: bool,
+    /// cpu (default), or cuda/wgpu when built with those features.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    flags: ClassifyFlags,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A classifier (its run directory or model file); twice (forward and backward) averages
+    /// the two models' probabilities.
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
+    /// The documents, one a line (`-` or nothing: standard input).
+    input: Option<PathBuf>,
+    /// JSON lines in (`{"text": ...}`) and out, with every class's probability.
+    #[arg(long)]
+    json: bool,
+    /// Documents per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A classifier (its run directory or model file); twice to average two.
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
+    /// Labelled documents, as `classify train` reads them: every document of a CSV, or the
+    /// validation (or test) folder of a directory.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value = "text")]
+    text_col: String,
+    #[arg(long, default_value = "label")]
+    label_col: String,
+    /// Also draw the confusion matrix as a PNG here.
+    #[arg(long)]
+    png: Option<PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+pub fn run(cmd: ClassifyCommand) -> anyhow::Result<bool> {
+    match cmd {
+        ClassifyCommand::Train(args) => train(*args),
+        ClassifyCommand::Predict(args) => predict(args),
+        ClassifyCommand::Eval(args) => eval(args),
+    }
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<bool> {
+    let mut cfg = ClassifyConfig::ulmfit();
+    if let Some(path) = &args.config {
+        cfg = crate::hyper::from_toml_file(path, cfg)?;
+    }
+    args.flags.apply(&mut cfg);
+    if let Some(spec) = &args.stages {
+        cfg.stages = ClasStage::parse_list(spec)?;
+    }
+    cfg.validate()?;
+    let encoder = args
+        .encoder
+        .as_deref()
+        .map(|e| read_encoder(e, args.vocab.as_deref()))
+        .transpose()?;
+    let backwards = args.backwards || encoder.as_ref().is_some_and(|e| e.backwards);
+    let out_dir = args.out.clone().unwrap_or_else(|| default_out(&args.data));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    let opts = RunOptions {
+        out_dir: out_dir.clone(),
+        device: device::select(&args.device)?.autodiff(),
+        progress: !args.quiet,
+        stop,
+    }
+    .prepare(args.force)?;
+    let opts_text = LabelOptions {
+        text_col: &cfg.text_col,
+        label_col: &cfg.label_col,
+        valid_fraction: cfg.valid_fraction,
+        seed: cfg.seed,
+    };
+    let raw = read_raw(&args.data, &opts_text)?;
+    let (data, vocab) = Labelled::new(
+        &raw,
+        encoder.as_ref().map(|e| &e.vocab),
+        backwards,
+        args.data.display().to_string(),
+    )?;
+    eprintln!(
+        "classifying {}: {} training and {} validation documents, {} classes ({})",
+        data.description,
+        data.train.len(),
+        data.valid.len(),
+        data.classes.len(),
+        data.classes.join(", ")
+    );
+    match &encoder {
+        Some(e) => {
+            let unknown = unknown_share(&data, crate::data::vocab::UNK);
+            eprintln!(
+                "encoder from {}: vocabulary {}, {:.1}% of the tokens unknown to it{}",
+                e.source.display(),
+                e.vocab.len(),
+                100.0 * unknown,
+                if backwards {
+                    "; documents read backwards"
+                } else {
+                    ""
+                }
+            );
+        }
+        None => eprintln!(
+            "no --encoder: the encoder starts untrained (vocabulary {} from these documents)",
+            vocab.len()
+        ),
+    }
+    let mut trainer = ClassifierTrainer::new(cfg, data, vocab, encoder.as_ref(), backwards, opts)?;
+    let s = trainer.run()?;
+    println!(
+        "{}: {} steps, {:.0} tokens/s; validation accuracy {:.2}%, loss {:.4}",
+        if s.interrupted { "interrupted" } else { "done" },
+        s.steps,
+        s.tokens_per_s,
+        100.0 * s.valid.accuracy,
+        s.valid.loss
+    );
+    println!("model:   {}", trainer.opts.model_path().display());
+    println!(
+        "fastai:  {}",
+        trainer.opts.out_dir.join("classifier.pth").display()
+    );
+    println!("metrics: {}", trainer.opts.metrics_path().display());
+    Ok(!s.interrupted)
+}
+
+fn unknown_share(data: &Labelled, unk: u32) -> f64 {
+    let (mut n, mut u) = (0usize, 0usize);
+    for e in data.train.iter().chain(&data.valid) {
+        n += e.ids.len();
+        u += e.ids.iter().filter(|&&i| i == unk).count();
+    }
+    u as f64 / n.max(1) as f64
+}
+
+fn default_out(data: &std::path::Path) -> PathBuf {
+    let name = data
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "data".into());
+    let base = PathBuf::from("runs").join(format!("classify-{name}"));
+    (1..)
+        .map(|i| match i {
+            1 => base.clone(),
+            i => PathBuf::from(format!("{}-{i}", base.display())),
+        })
+        .find(|p| !p.exists())
+        .expect("some name is free")
+}
+
+/// The classifiers named, which must agree on their classes.
+fn load_models(paths: &[PathBuf]) -> anyhow::Result<Vec<(TextClassifier, ClassifierInfo)>> {
+    let dev = device::cpu();
+    let models = paths
+        .iter()
+        .map(|p| saved::load(p, &Masks::default(), &dev))
+        .collect::<crate::Result<Vec<_>>>()?;
+    if let Some((_, first)) = models.first()
+        && let Some((i, (_, other))) = models
+            .iter()
+            .enumerate()
+            .find(|(_, (_, m))| m.classes != first.classes)
+    {
+        bail!(
+            "{} has the classes {:?}, {} has {:?}: an ensemble needs the same classes",
+            paths[0].display(),
+            first.classes,
+            paths[i].display(),
+            other.classes
+        );
+    }
+    Ok(models)
+}
+
+/// Each model's probabilities of `docs`, averaged.
+fn ensemble(
+    models: &mut [(TextClassifier, ClassifierInfo)],
+    docs: &[String],
+    bs: usize,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut all = Vec::new();
+    for (model, info) in models.iter_mut() {
+        let ids = numericalize(docs, &info.vocab, info.backwards);
+        all.push(probabilities(model, &ids, bs.max(1))?);
+    }
+    Ok(average(&all))
+}
+
+#[derive(serde::Deserialize)]
+struct Doc {
+    text: String,
+}
+
+fn predict(args: PredictArgs) -> anyhow::Result<bool> {
+    let mut models = load_models(&args.model)?;
+    let classes = models[0].1.classes.clone();
+    let name = match &args.input {
+        Some(p) if p.as_os_str() != "-" => p.display().to_string(),
+        _ => "standard input".into(),
+    };
+    let reader: Box<dyn BufRead> = match &args.input {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+        _ => Box::new(std::io::BufReader::new(std::io::stdin().lock())),
+    };
+    let mut docs = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{name}, line {}: not UTF-8 text", i + 1))?;
+        let text = if args.json {
+            serde_json::from_str::<Doc>(&line)
+                .with_context(|| {
+                    format!(
+                        "{name}, line {}: not a JSON object with a \"text\" string",
+                        i + 1
+                    )
+                })?
+                .text
+        } else {
+            line
+        };
+        docs.push(text);
+    }
+    if docs.is_empty() {
+        bail!("{name} holds no document");
+    }
+    let probs = ensemble(&mut models, &docs, args.batch_size)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (text, p) in docs.iter().zip(&probs) {
+        let best = argmax(p);
+        if args.json {
+            let all: serde_json::Map<String, serde_json::Value> = classes
+                .iter()
+                .zip(p)
+                .map(|(c, &v)| (c.clone(), serde_json::json!(v)))
+                .collect();
+            let row =
+                serde_json::json!({"text": text, "label": classes[best], "probabilities": all});
+            writeln!(out, "{row}")?;
+        } else {
+            writeln!(out, "{}\t{:.4}", classes[best], p[best])?;
+        }
+    }
+    Ok(true)
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<bool> {
+    let mut models = load_models(&args.model)?;
+    let classes = models[0].1.classes.clone();
+    let opts = LabelOptions {
+        text_col: &args.text_col,
+        label_col: &args.label_col,
+        valid_fraction: 0.5,
+        seed: 0,
+    };
+    let raw = read_raw(&args.data, &opts)?;
+    // A directory's validation folder; a CSV's every row.
+    let keep: Vec<usize> = if args.data.is_dir() && raw.is_valid.iter().any(|&v| v) {
+        (0..raw.docs.len()).filter(|&i| raw.is_valid[i]).collect()
+    } else {
+        (0..raw.docs.len()).collect()
+    };
+    let sub = RawLabelled {
+        docs: keep.iter().map(|&i| raw.docs[i].clone()).collect(),
+        labels: keep.iter().map(|&i| raw.labels[i].clone()).collect(),
+        is_valid: vec![true; keep.len()],
+        names: keep.iter().map(|&i| raw.names[i].clone()).collect(),
+    };
+    let mut labels = Vec::with_capacity(sub.docs.len());
+    for (l, name) in sub.labels.iter().zip(&sub.names) {
+        match classes.binary_search(l) {
+            Ok(c) => labels.push(c),
+            Err(_) => bail!(
+                "{}, {name}: the label `{l}` is not one of the model's classes ({})",
+                args.data.display(),
+                classes.join(", ")
+            ),
+        }
+    }
+    let probs = ensemble(&mut models, &sub.docs, args.batch_size)?;
+    let s = Scores::new(&probs, &labels, classes.len());
+    println!(
+        "{} documents: accuracy {:.2}%, loss {:.4}",
+        labels.len(),
+        100.0 * s.accuracy,
+        s.loss
+    );
+    println!(
+        "{:<20} {:>9} {:>9} {:>9} {:>8}",
+        "class", "precision", "recall", "f1", "support"
+    );
+    for (c, name) in classes.iter().enumerate() {
+        let (p, r, f1) = s.per_class(c);
+        let support: usize = s.confusion[c].iter().sum();
+        println!("{name:<20} {p:>9.4} {r:>9.4} {f1:>9.4} {support:>8}");
+    }
+    println!("confusion (rows: true, columns: predicted)");
+    println!(
+        "{:<20} {}",
+        "",
+        classes
+            .iter()
+            .map(|c| format!("{c:>10}"))
+            .collect::<String>()
+    );
+    for (c, name) in classes.iter().enumerate() {
+        let row: String = s.confusion[c].iter().map(|n| format!("{n:>10}")).collect();
+        println!("{name:<20} {row}");
+    }
+    if let Some(png) = &args.png {
+        crate::train::plot::confusion(&s.confusion, &classes, png)?;
+        println!("confusion matrix: {}", png.display());
+    }
+    Ok(true)
+}

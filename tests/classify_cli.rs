@@ -1,0 +1,287 @@
+//! `awd classify` as a user meets it: ULMFiT's last step from the shared fastai model, predictions
+//! in input order, evaluation, the forward + backward ensemble, and every bad input named.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn awd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_awd"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn fails_with(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The first `n` movie reviews (label,text,is_valid) as a CSV in `dir`.
+fn reviews(dir: &Path, n: usize) -> PathBuf {
+    let src = common::data_dir().join("rotten_tomatoes.csv");
+    let mut reader = csv::Reader::from_path(&src).unwrap();
+    let path = dir.join("reviews.csv");
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(reader.headers().unwrap()).unwrap();
+    for r in reader.records().take(n) {
+        w.write_record(&r.unwrap()).unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
+/// The validation accuracy a `classify train` run printed.
+fn accuracy(stdout: &str) -> f64 {
+    let at = stdout.find("accuracy ").expect("an accuracy") + "accuracy ".len();
+    stdout[at..].split('%').next().unwrap().parse().unwrap()
+}
+
+/// Documents whose class is told by one keyword among filler words, a fifth held out.
+fn keyword_docs(dir: &Path) -> PathBuf {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let filler = [
+        "the", "a", "film", "plot", "actor", "scene", "was", "and", "but", "very",
+    ];
+    let keys = [
+        ("pos", ["wonderful", "great", "superb"]),
+        ("neg", ["awful", "terrible", "dull"]),
+    ];
+    let path = dir.join("keywords.csv");
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(["label", "text", "is_valid"]).unwrap();
+    for i in 0..600 {
+        let (label, words) = keys[rng.random_range(0..2)];
+        let n = rng.random_range(5..40);
+        let mut text: Vec<&str> = (0..n)
+            .map(|_| filler[rng.random_range(0..filler.len())])
+            .collect();
+        text.insert(rng.random_range(0..n), words[rng.random_range(0..3)]);
+        let valid = if i % 5 == 0 { "True" } else { "False" };
+        w.write_record([label, &text.join(" "), valid]).unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
+/// The training loop learns: an untrained classifier (its vocabulary from the documents) finds
+/// the keyword that tells each document's class.
+#[test]
+fn an_untrained_classifier_learns_a_keyword_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = keyword_docs(tmp.path());
+    let out = tmp.path().join("run");
+    let mut args = vec![
+        "classify",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--quiet",
+    ];
+    args.extend(["--emb-size", "32", "--hidden-size", "64", "--n-layers", "2"]);
+    args.extend(["--batch-size", "16", "--stages", "20:1e-2:0"]);
+    let stdout = ok(&awd(&args));
+    assert!(accuracy(&stdout) >= 95.0, "{stdout}");
+}
+
+/// ULMFiT end to end, scaled down: the shared fastai model fine-tuned on movie reviews (a few
+/// steps), then a classifier on its encoder (the run directory's `encoder.pth` and `itos.pkl`)
+/// with gradual unfreezing. Its predictions come back in input order (the same text twice, the
+/// same answer) with probabilities that sum to one, `eval` reports per-class scores, and a
+/// backward classifier makes an ensemble with it.
+#[test]
+fn ulmfit_end_to_end_from_a_fastai_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = reviews(tmp.path(), 3000);
+    let u = common::ulmfit_dir();
+    let (weights, itos) = (u.join("lm.pth"), u.join("itos.pkl"));
+    let lm = tmp.path().join("lm");
+    let mut args = vec!["train", "--preset", "finetune", "--pretrained", s(&weights)];
+    args.extend([
+        "--pretrained-vocab",
+        s(&itos),
+        "--data",
+        s(&data),
+        "--out",
+        s(&lm),
+    ]);
+    args.extend(["--quiet", "--max-steps", "6"]);
+    ok(&awd(&args));
+    let run = tmp.path().join("clas");
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["classify", "train", "--data", s(&data), "--encoder", s(&lm)];
+        args.extend(["--out", s(out), "--quiet", "--batch-size", "32"]);
+        args.extend(["--stages", "1:2e-2:1,1:1e-2:2,1:5e-3:0"]);
+        args.extend(extra);
+        awd(&args)
+    };
+    let out = train(&run, &[]);
+    let stdout = ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("encoder.pth"), "{stderr}");
+    // A validation row for each of the three stages' epochs.
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let validations = metrics
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(3).is_some_and(|v| !v.is_empty()));
+    assert_eq!(validations.count(), 3, "{metrics}");
+    let acc = accuracy(&stdout);
+    assert!((0.0..=100.0).contains(&acc), "{stdout}");
+    for f in [
+        "model.safetensors",
+        "classifier.pth",
+        "itos.pkl",
+        "metrics.csv",
+        "curves.png",
+    ] {
+        assert!(run.join(f).is_file(), "{f} written");
+    }
+
+    let png = tmp.path().join("confusion.png");
+    let eval = ok(&awd(&[
+        "classify",
+        "eval",
+        "--model",
+        s(&run),
+        "--data",
+        s(&data),
+        "--png",
+        s(&png),
+    ]));
+    assert!(
+        eval.contains("precision") && eval.contains("confusion"),
+        "{eval}"
+    );
+    assert!(png.is_file());
+
+    let lines = tmp.path().join("lines.txt");
+    std::fs::write(
+        &lines,
+        "a gorgeous, moving film\nthe worst movie of the year\na gorgeous, moving film\n",
+    )
+    .unwrap();
+    let out = ok(&awd(&[
+        "classify",
+        "predict",
+        "--model",
+        s(&run),
+        s(&lines),
+    ]));
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0], rows[2], "input order, each line on its own");
+    let json = tmp.path().join("lines.jsonl");
+    std::fs::write(&json, "{\"text\": \"a gorgeous,\\nmoving film\"}\n").unwrap();
+    let out = ok(&awd(&[
+        "classify",
+        "predict",
+        "--json",
+        "--model",
+        s(&run),
+        s(&json),
+    ]));
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let p = first["probabilities"].as_object().unwrap();
+    let total: f64 = p.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-4 && p.len() == 2, "{first}");
+
+    let bwd = tmp.path().join("bwd");
+    let out = train(&bwd, &["--backwards", "--max-steps", "5"]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backwards"));
+    let both = ok(&awd(&[
+        "classify",
+        "predict",
+        "--model",
+        s(&run),
+        "--model",
+        s(&bwd),
+        s(&lines),
+    ]));
+    assert_eq!(both.lines().count(), 3);
+}
+
+/// Bad input is named, exits with 2, and leaves no half-written run.
+#[test]
+fn bad_classifier_input_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let train = |data: &Path, extra: &[&str]| {
+        let out = tmp.path().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let mut args = vec![
+            "classify",
+            "train",
+            "--data",
+            s(data),
+            "--out",
+            s(&out),
+            "--quiet",
+        ];
+        args.extend(extra);
+        awd(&args)
+    };
+    let csv = write(
+        "a.csv",
+        "label,text\npos,good\nneg,bad\npos,fine\nneg,awful\n",
+    );
+    fails_with(
+        &train(&csv, &["--text-col", "review"]),
+        "no column `review`",
+    );
+    let one = write(
+        "one.csv",
+        "label,text,is_valid\npos,good,False\npos,fine,False\npos,great,True\n",
+    );
+    fails_with(&train(&one, &[]), "two or more");
+    let unseen = write(
+        "u.csv",
+        "label,text,is_valid\npos,good,False\nneg,bad,False\nmeh,so so,True\n",
+    );
+    fails_with(
+        &train(&unseen, &[]),
+        "`meh`, which no training document has",
+    );
+    let empty = write("e.csv", "label,text\npos,good\nneg,\"  \"\n");
+    fails_with(&train(&empty, &[]), "row 3 has an empty `text`");
+    let u = common::ulmfit_dir();
+    let wrong = write("wrong.pkl", "");
+    fails_with(
+        &train(
+            &csv,
+            &["--encoder", s(&u.join("lm.pth")), "--vocab", s(&wrong)],
+        ),
+        "wrong.pkl",
+    );
+    fails_with(&train(&csv, &["--stages", "2"]), "--stages");
+    fails_with(
+        &awd(&[
+            "classify",
+            "predict",
+            "--model",
+            s(&tmp.path().join("none")),
+        ]),
+        "none",
+    );
+}
