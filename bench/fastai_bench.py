@@ -1,6 +1,6 @@
 """PyTorch + fastai side of `awd bench`: the same shapes, timed the same way.
 
-usage: fastai_bench.py p1|p2 [STEPS]
+usage: fastai_bench.py p1|p2|clas [STEPS]
 Prints train (forward, cross-entropy + AR + TAR, backward, global-norm clipping, AdamW: the step of
 awd's `awd-lstm-lm` preset that `awd bench` times), eval (no grad) and batch-1
 generation figures, then `train <config> tokens_per_s=<n> peak_rss_mb=<n>`.
@@ -18,6 +18,39 @@ from fastai.text.models.core import LinearDecoder, SequentialRNN
 
 SHAPES = {"p1": (10000, 200, 512, 2, 32, 35, 10), "p2": (10000, 400, 1152, 3, 32, 70, 3)}
 name = sys.argv[1]
+if name == "clas":
+    # `awd bench clas`: fastai's get_text_classifier at its default sizes (awd_lstm_clas_config,
+    # drop_mult 0.5, lin_ftrs [50]), 64 documents of 250 tokens, CE + AR 2 + TAR 1 on the
+    # encoder's output (fastai's RNNRegularizer), AdamW as text learners use it, every group
+    # unfrozen, no clipping.
+    from fastai.text.all import awd_lstm_clas_config
+    from fastai.text.models.core import get_text_classifier
+    V, E, H, L, B, T = 10000, 400, 1152, 3, 64, 250
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    torch.manual_seed(0)
+    config = dict(awd_lstm_clas_config, emb_sz=E, n_hid=H, n_layers=L)
+    model = get_text_classifier(AWD_LSTM, V, 2, seq_len=72, config=config, drop_mult=0.5)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.99), eps=1e-5, weight_decay=0.01)
+
+    def clas_step():
+        x, y = torch.randint(2, V, (B, T)), torch.randint(0, 2, (B,))
+        opt.zero_grad()
+        logits, raw, out = model(x)
+        loss = F.cross_entropy(logits, y) + 2.0 * out.pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+        loss.backward()
+        opt.step()
+
+    model.train()
+    clas_step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        clas_step()
+    s = (time.perf_counter() - t) / steps
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"train    {s * 1e3:.1f} ms/step  {B * T / s:.0f} tokens/s")
+    print(f"torch {torch.__version__} threads={torch.get_num_threads()}")
+    print(f"train clas tokens_per_s={B * T / s:.0f} peak_rss_mb={rss:.0f}")
+    sys.exit(0)
 V, E, H, L, B, T, steps = SHAPES[name]
 if len(sys.argv) > 2:
     steps = int(sys.argv[2])

@@ -135,6 +135,65 @@ pub fn train_loop(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Ti
     }
 }
 
+/// The classifier's shapes: fastai's default encoder (emb 400, hidden 1152, 3 layers) and
+/// head, batch 64 of documents `doc_len` tokens long, two classes.
+pub fn clas_config() -> crate::classify::ClassifyConfig {
+    let mut cfg = crate::classify::ClassifyConfig::ulmfit();
+    cfg.model.emb_size = 400;
+    cfg.model.hidden_size = 1152;
+    cfg.model.n_layers = 3;
+    cfg.batch_size = 64;
+    cfg
+}
+
+/// `steps` steps of the classifier's training (the step `awd classify train` runs, every layer
+/// group unfrozen as in the recipe's last stage) on random documents of `doc_len` tokens, after
+/// one warm-up.
+pub fn clas(
+    cfg: &crate::classify::ClassifyConfig,
+    doc_len: usize,
+    steps: usize,
+    device: &Device,
+) -> Result<Timing> {
+    use crate::classify::data::{Example, Labelled};
+    use crate::classify::{ClasStage, ClassifierTrainer};
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut doc = |label| Example {
+        ids: (0..doc_len)
+            .map(|_| rng.random_range(2..VOCAB as u32))
+            .collect(),
+        labels: vec![label],
+    };
+    let b = cfg.batch_size;
+    let data = Labelled {
+        description: "random documents".into(),
+        classes: vec!["a".into(), "b".into()],
+        train: (0..b).map(|i| doc(i % 2)).collect(),
+        valid: (0..2).map(&mut doc).collect(),
+    };
+    let vocab = Vocab::from_itos((0..VOCAB).map(|i| format!("t{i}")).collect());
+    let dir = tempfile::tempdir().map_err(|e| crate::AwdError::io(std::env::temp_dir(), e))?;
+    let opts = RunOptions {
+        out_dir: dir.path().join("run"),
+        device: device.clone().autodiff(),
+        progress: false,
+        stop: Default::default(),
+    };
+    let mut trainer =
+        ClassifierTrainer::new(cfg.clone(), data, vocab, None, false, opts.prepare(false)?)?;
+    let last = *cfg.stages.last().expect("stages");
+    trainer.enter_stage(0, &ClasStage { groups: 0, ..last })?;
+    let batch: Vec<usize> = (0..b).collect();
+    trainer.train_step(&batch, last.lr)?;
+    device.sync().ok();
+    let start = Instant::now();
+    for _ in 0..steps {
+        trainer.train_step(&batch, last.lr)?;
+    }
+    device.sync().ok();
+    Ok(timing(start.elapsed().as_secs_f64(), steps, b * doc_len))
+}
+
 /// Evaluation forward passes (no autodiff), after one warm-up.
 pub fn eval(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Timing> {
     let device = device.clone().without_autodiff();

@@ -54,6 +54,7 @@ fn config() -> ClassifierConfig {
         head_ps: list("head_ps"),
         bptt: n(&m, "bptt") as usize,
         max_len: n(&m, "max_len") as usize,
+        multi_label: false,
     }
 }
 
@@ -293,4 +294,41 @@ fn training_batches_group_similar_lengths() {
     let eval = eval_batches(&lengths, 16);
     assert_eq!(eval.concat().len(), 1000);
     assert_eq!(lengths[eval[0][0]], lengths[longest]);
+}
+
+/// IMDb's layout: `train/<class>/*.txt` for training, `test/<class>/*.txt` for validation, other
+/// folders (`unsup/`) and files ignored; without a `train/` folder, the class folders are split
+/// at random.
+#[test]
+fn class_folders_read_as_imdb_is_laid_out() {
+    use awd::classify::LabelOptions;
+    use awd::classify::data::read_raw;
+    let tmp = tempfile::tempdir().unwrap();
+    let put = |path: &str, text: &str| {
+        let p = tmp.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    put("imdb/train/pos/0_9.txt", "great");
+    put("imdb/train/neg/1_2.txt", "awful");
+    put("imdb/train/neg/2_1.txt", "dull");
+    put("imdb/test/pos/3_8.txt", "superb");
+    put("imdb/unsup/4_0.txt", "no label");
+    put("imdb/train/labeledBow.feat", "not a review");
+    let opts = LabelOptions {
+        text_col: "text",
+        label_col: "label",
+        valid_fraction: 0.5,
+        seed: 0,
+    };
+    let raw = read_raw(&tmp.path().join("imdb"), &opts).unwrap();
+    assert_eq!(raw.docs, ["awful", "dull", "great", "superb"]);
+    assert_eq!(raw.labels, ["neg", "neg", "pos", "pos"]);
+    assert_eq!(raw.is_valid, [false, false, false, true]);
+    put("flat/a/1.txt", "one");
+    put("flat/a/2.txt", "two");
+    put("flat/b/3.txt", "three");
+    put("flat/b/4.txt", "four");
+    let raw = read_raw(&tmp.path().join("flat"), &opts).unwrap();
+    assert_eq!(raw.is_valid.iter().filter(|&&v| v).count(), 2);
 }

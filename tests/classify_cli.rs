@@ -100,6 +100,99 @@ fn an_untrained_classifier_learns_a_keyword_rule() {
     assert!(accuracy(&stdout) >= 95.0, "{stdout}");
 }
 
+/// Multi-label: each document has `x`, `y` or both, told by keywords; sigmoid outputs and binary
+/// cross-entropy learn both decisions (fastai's `accuracy_multi`), and predictions list every
+/// label above the threshold.
+#[test]
+fn a_multi_label_classifier_learns_each_label() {
+    use rand::{Rng, SeedableRng};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let filler = [
+        "the", "a", "film", "plot", "actor", "scene", "was", "and", "but", "very",
+    ];
+    let data = tmp.path().join("multi.csv");
+    let mut w = csv::Writer::from_path(&data).unwrap();
+    w.write_record(["label", "text", "is_valid"]).unwrap();
+    for i in 0..600 {
+        let (label, keys): (&str, &[&str]) = match rng.random_range(0..3) {
+            0 => ("x", &["xylophone"]),
+            1 => ("y", &["yacht"]),
+            _ => ("x;y", &["xylophone", "yacht"]),
+        };
+        let n = rng.random_range(5..30);
+        let mut text: Vec<&str> = (0..n)
+            .map(|_| filler[rng.random_range(0..filler.len())])
+            .collect();
+        for k in keys {
+            text.insert(rng.random_range(0..text.len()), k);
+        }
+        let valid = if i % 5 == 0 { "True" } else { "False" };
+        w.write_record([label, &text.join(" "), valid]).unwrap();
+    }
+    w.flush().unwrap();
+    let out = tmp.path().join("run");
+    let mut args = vec![
+        "classify",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--quiet",
+    ];
+    args.extend([
+        "--multi-label",
+        "true",
+        "--emb-size",
+        "32",
+        "--hidden-size",
+        "64",
+    ]);
+    args.extend([
+        "--n-layers",
+        "2",
+        "--batch-size",
+        "16",
+        "--stages",
+        "20:1e-2:0",
+    ]);
+    let stdout = ok(&awd(&args));
+    assert!(accuracy(&stdout) >= 95.0, "{stdout}");
+    let lines = tmp.path().join("lines.jsonl");
+    std::fs::write(
+        &lines,
+        "{\"text\": \"the yacht and the xylophone\"}\n{\"text\": \"a yacht\"}\n",
+    )
+    .unwrap();
+    let got = ok(&awd(&[
+        "classify",
+        "predict",
+        "--json",
+        "--model",
+        s(&out),
+        s(&lines),
+    ]));
+    let rows: Vec<serde_json::Value> = got
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["labels"], serde_json::json!(["x", "y"]), "{got}");
+    assert_eq!(rows[1]["labels"], serde_json::json!(["y"]), "{got}");
+    let eval = ok(&awd(&[
+        "classify",
+        "eval",
+        "--model",
+        s(&out),
+        "--data",
+        s(&data),
+    ]));
+    assert!(
+        eval.contains("precision") && !eval.contains("confusion"),
+        "{eval}"
+    );
+}
+
 /// ULMFiT end to end, scaled down: the shared fastai model fine-tuned on movie reviews (a few
 /// steps), then a classifier on its encoder (the run directory's `encoder.pth` and `itos.pkl`)
 /// with gradual unfreezing. Its predictions come back in input order (the same text twice, the

@@ -100,6 +100,11 @@ crate::hyper_params! {
         text_col: String = "text".to_string(),
         /// A CSV file's label column.
         label_col: String = "label".to_string(),
+        /// Documents may have several labels, joined by `;` (sigmoid outputs, binary
+        /// cross-entropy, fastai's `accuracy_multi`).
+        multi_label: bool = false,
+        /// A multi-label prediction holds the classes whose probability is above this.
+        threshold: f64 = 0.5,
         /// Share of documents held out for validation where the data does not say which.
         valid_fraction: f64 = 0.1,
         /// Documents per batch.
@@ -176,6 +181,7 @@ impl ClassifyConfig {
             head_ps: vec![m.output_p * d, self.head_p],
             bptt: self.bptt,
             max_len: self.max_len,
+            multi_label: self.multi_label,
         }
     }
 
@@ -216,6 +222,9 @@ impl ClassifyConfig {
                     "stage {s:?}: epochs and lr must be positive, lr_low >= 0"
                 ));
             }
+        }
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return bad("--threshold must lie in (0, 1)");
         }
         crate::error::check_probability("head-p", self.head_p)
     }

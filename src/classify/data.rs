@@ -13,11 +13,11 @@ use crate::data::Vocab;
 use crate::data::corpus::VALID_COL;
 use crate::error::{AwdError, Result};
 
-/// A tokenized, numericalized document and its class.
+/// A tokenized, numericalized document and its classes (one, unless multi-label), sorted.
 #[derive(Debug, Clone)]
 pub struct Example {
     pub ids: Vec<u32>,
-    pub label: usize,
+    pub labels: Vec<usize>,
 }
 
 /// A classification data set.
@@ -206,6 +206,9 @@ fn read_classes(dir: &Path, valid: bool, raw: &mut RawLabelled) -> Result<()> {
     Ok(())
 }
 
+/// What joins a multi-label document's labels (fastai's `label_delim`).
+pub const LABEL_DELIM: char = ';';
+
 /// fastai's tokens of each document (in parallel), as ids of `vocab`; each document reversed
 /// for a backward model.
 pub fn numericalize(docs: &[String], vocab: &Vocab, backwards: bool) -> Vec<Vec<u32>> {
@@ -242,21 +245,32 @@ fn vocab_of(tokens: &[Vec<String>]) -> Vocab {
 
 impl Labelled {
     /// Tokenizes and numericalizes `raw` with `vocab` (none: fastai's vocabulary of these
-    /// documents, returned with the data); each document reversed for a backward model. The
-    /// classes are the training labels, sorted; every validation label must be one of them, and
-    /// there must be two or more.
+    /// documents, returned with the data); each document reversed for a backward model. With
+    /// `multi_label`, a label is several joined by `;`. The classes are the training labels,
+    /// sorted; every validation label must be one of them, and there must be two or more.
     pub fn new(
         raw: &RawLabelled,
         vocab: Option<&Vocab>,
         backwards: bool,
+        multi_label: bool,
         description: String,
     ) -> Result<(Self, Vocab)> {
+        let split = |l: &str| -> Vec<String> {
+            if multi_label {
+                l.split(LABEL_DELIM)
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            } else {
+                vec![l.to_string()]
+            }
+        };
         let mut classes: Vec<String> = raw
             .labels
             .iter()
             .zip(&raw.is_valid)
             .filter(|(_, v)| !**v)
-            .map(|(l, _)| l.clone())
+            .flat_map(|(l, _)| split(l))
             .collect();
         classes.sort();
         classes.dedup();
@@ -282,15 +296,20 @@ impl Labelled {
         let ids = tokens.iter().map(|t| ids(t, &vocab, backwards));
         let (mut train, mut valid) = (Vec::new(), Vec::new());
         for (i, ids) in ids.into_iter().enumerate() {
-            let Ok(label) = classes.binary_search(&raw.labels[i]) else {
-                return Err(corpus(format!(
-                    "{} (validation) has the label `{}`, which no training document has (classes: {})",
-                    raw.names[i],
-                    raw.labels[i],
-                    classes.join(", ")
-                )));
-            };
-            let ex = Example { ids, label };
+            let mut labels = Vec::new();
+            for l in split(&raw.labels[i]) {
+                let Ok(c) = classes.binary_search(&l) else {
+                    return Err(corpus(format!(
+                        "{} (validation) has the label `{l}`, which no training document has (classes: {})",
+                        raw.names[i],
+                        classes.join(", ")
+                    )));
+                };
+                labels.push(c);
+            }
+            labels.sort();
+            labels.dedup();
+            let ex = Example { ids, labels };
             if raw.is_valid[i] {
                 valid.push(ex)
             } else {

@@ -26,6 +26,8 @@ pub struct ClassifierInfo {
     pub classes: Vec<String>,
     /// Reads each document backwards (fastai's `backwards=True`).
     pub backwards: bool,
+    /// A multi-label prediction's threshold.
+    pub threshold: f64,
 }
 
 /// Writes the classifier and what it needs to read text, atomically.
@@ -36,6 +38,7 @@ pub fn save(path: &Path, model: &TextClassifier, info: &ClassifierInfo) -> Resul
         "vocab": info.vocab.itos(),
         "classes": info.classes,
         "backwards": info.backwards,
+        "threshold": info.threshold,
     });
     let bytes = crate::checkpoint::safetensors::serialize(
         &model.state_dict(),
@@ -76,6 +79,10 @@ pub fn load(
         .get("backwards")
         .and_then(|b| b.as_bool())
         .unwrap_or(false);
+    let threshold = meta
+        .get("threshold")
+        .and_then(|t| t.as_f64())
+        .unwrap_or(0.5);
     let tensors = crate::checkpoint::safetensors::parse(&bytes).map_err(bad)?;
     let model = TextClassifier::from_state_dict(&tensors, &config, masks, device)
         .map_err(|e| bad(e.to_string()))?;
@@ -84,6 +91,7 @@ pub fn load(
         vocab: Vocab::from_itos(vocab),
         classes,
         backwards,
+        threshold,
     };
     Ok((model, info))
 }

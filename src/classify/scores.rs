@@ -1,29 +1,36 @@
 //! Predictions and how good they are: class probabilities of documents (batched by length, given
-//! back in input order), and loss, accuracy, per-class precision/recall/F1 and the confusion
-//! matrix against the true labels.
+//! back in input order), and loss, accuracy, per-class precision/recall/F1 and (one label per
+//! document) the confusion matrix against the true labels.
 
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{sigmoid, softmax};
 
 use super::data::eval_batches;
 use crate::error::Result;
 use crate::model::{DocBatch, TextClassifier};
 use crate::params::HostTensor;
 
-/// Class probabilities `[docs][classes]` of each document, in the order given. `model` should
-/// be a `valid()` copy (no dropout, BatchNorm's running statistics).
+/// Class probabilities `[docs][classes]` of each document, in the order given: a softmax over
+/// the classes, or each class's own sigmoid for a multi-label model. `model` should be a
+/// `valid()` copy (no dropout, BatchNorm's running statistics).
 pub fn probabilities(
     model: &mut TextClassifier,
     docs: &[Vec<u32>],
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>> {
     let (bptt, pad) = (model.config.bptt, model.config.encoder.pad_token as u32);
+    let multi = model.config.multi_label;
     let lengths: Vec<usize> = docs.iter().map(|d| d.len()).collect();
     let mut out = vec![Vec::new(); docs.len()];
     for batch in eval_batches(&lengths, batch_size) {
         let rows: Vec<&[u32]> = batch.iter().map(|&i| docs[i].as_slice()).collect();
         let logits = model.forward(&DocBatch::new(&rows, bptt, pad)?)?.logits;
         let [_, c] = logits.dims();
-        let probs = HostTensor::from_tensor(softmax(logits, 1));
+        let probs = if multi {
+            sigmoid(logits)
+        } else {
+            softmax(logits, 1)
+        };
+        let probs = HostTensor::from_tensor(probs);
         for (k, &i) in batch.iter().enumerate() {
             out[i] = probs.values[k * c..(k + 1) * c].to_vec();
         }
@@ -50,45 +57,84 @@ pub fn argmax(p: &[f32]) -> usize {
         .unwrap_or(0)
 }
 
+/// The classes a document is predicted to have: the most probable one, or (multi-label) every
+/// class above `threshold`.
+pub fn predicted(p: &[f32], multi_label: bool, threshold: f64) -> Vec<usize> {
+    if multi_label {
+        (0..p.len()).filter(|&c| p[c] as f64 > threshold).collect()
+    } else {
+        vec![argmax(p)]
+    }
+}
+
 /// Predictions scored against labels.
 #[derive(Debug, Clone)]
 pub struct Scores {
-    /// Mean cross-entropy.
+    /// Mean cross-entropy (binary cross-entropy per class, multi-label).
     pub loss: f64,
+    /// Share of documents right; multi-label: of (document, class) decisions right (fastai's
+    /// `accuracy_multi`).
     pub accuracy: f64,
-    /// `confusion[true][predicted]`
-    pub confusion: Vec<Vec<usize>>,
+    /// Per class: true positives, false positives, false negatives.
+    pub counts: Vec<[usize; 3]>,
+    /// `confusion[true][predicted]` (one label per document).
+    pub confusion: Option<Vec<Vec<usize>>>,
 }
 
 impl Scores {
-    pub fn new(probs: &[Vec<f32>], labels: &[usize], n_classes: usize) -> Self {
+    /// `labels[d]`: document `d`'s classes (sorted; one unless `multi_label`).
+    pub fn new(
+        probs: &[Vec<f32>],
+        labels: &[Vec<usize>],
+        n_classes: usize,
+        multi_label: bool,
+        threshold: f64,
+    ) -> Self {
+        let mut counts = vec![[0usize; 3]; n_classes];
         let mut confusion = vec![vec![0; n_classes]; n_classes];
-        let mut loss = 0.0;
-        for (p, &y) in probs.iter().zip(labels) {
-            confusion[y][argmax(p)] += 1;
-            loss -= (p[y] as f64).max(1e-30).ln();
+        let (mut loss, mut right, mut decisions) = (0.0, 0usize, 0usize);
+        for (p, y) in probs.iter().zip(labels) {
+            let guess = predicted(p, multi_label, threshold);
+            for (c, count) in counts.iter_mut().enumerate() {
+                match (guess.contains(&c), y.contains(&c)) {
+                    (true, true) => count[0] += 1,
+                    (true, false) => count[1] += 1,
+                    (false, true) => count[2] += 1,
+                    (false, false) => {}
+                }
+            }
+            if multi_label {
+                for (c, &pc) in p.iter().enumerate() {
+                    let (pc, yes) = ((pc as f64).clamp(1e-7, 1.0 - 1e-7), y.contains(&c));
+                    loss -= if yes { pc.ln() } else { (1.0 - pc).ln() } / n_classes as f64;
+                    right += (guess.contains(&c) == yes) as usize;
+                }
+                decisions += n_classes;
+            } else {
+                confusion[y[0]][guess[0]] += 1;
+                loss -= (p[y[0]] as f64).max(1e-30).ln();
+                right += (guess[0] == y[0]) as usize;
+                decisions += 1;
+            }
         }
-        let n = labels.len().max(1) as f64;
-        let correct: usize = (0..n_classes).map(|c| confusion[c][c]).sum();
         Self {
-            loss: loss / n,
-            accuracy: correct as f64 / n,
-            confusion,
+            loss: loss / labels.len().max(1) as f64,
+            accuracy: right as f64 / decisions.max(1) as f64,
+            counts,
+            confusion: (!multi_label).then_some(confusion),
         }
     }
 
-    /// Precision, recall and F1 of class `c` (0 where undefined).
-    pub fn per_class(&self, c: usize) -> (f64, f64, f64) {
-        let tp = self.confusion[c][c] as f64;
-        let predicted: usize = self.confusion.iter().map(|row| row[c]).sum();
-        let actual: usize = self.confusion[c].iter().sum();
-        let ratio = |a: f64, b: usize| if b == 0 { 0.0 } else { a / b as f64 };
-        let (p, r) = (ratio(tp, predicted), ratio(tp, actual));
+    /// Precision, recall and F1 of class `c` (0 where undefined), and its support.
+    pub fn per_class(&self, c: usize) -> (f64, f64, f64, usize) {
+        let [tp, fp, fn_] = self.counts[c];
+        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let (p, r) = (ratio(tp, tp + fp), ratio(tp, tp + fn_));
         let f1 = if p + r == 0.0 {
             0.0
         } else {
             2.0 * p * r / (p + r)
         };
-        (p, r, f1)
+        (p, r, f1, tp + fn_)
     }
 }

@@ -16,7 +16,9 @@ use crate::checkpoint::fastai;
 use crate::data::{Vocab, fastai_vocab};
 use crate::dropout::Masks;
 use crate::error::{AwdError, Result};
-use crate::model::loss::{activation_reg, class_cross_entropy, temporal_activation_reg};
+use crate::model::loss::{
+    activation_reg, class_cross_entropy, multi_label_bce, temporal_activation_reg,
+};
 use crate::model::{DocBatch, TextClassifier};
 use crate::params::{ParamVisitor, visit_params};
 use crate::train::optim::{combined_cos, scheduled_lr};
@@ -123,6 +125,7 @@ impl ClassifierTrainer {
             vocab,
             classes: data.classes.clone(),
             backwards,
+            threshold: cfg.threshold,
         };
         let report = Reporter::open(&opts.metrics_path(), false, opts.progress, cfg.log_every)?;
         Ok(Self {
@@ -228,7 +231,7 @@ impl ClassifierTrainer {
     }
 
     /// Freezes all but the stage's last `groups` layer groups and sets their rates.
-    fn enter_stage(&mut self, k: usize, stage: &ClasStage) -> Result<()> {
+    pub fn enter_stage(&mut self, k: usize, stage: &ClasStage) -> Result<()> {
         let model = self.model.take().expect("model present");
         let mut groups = clas_groups(&model);
         let n = groups.len();
@@ -261,8 +264,9 @@ impl ClassifierTrainer {
         Ok(())
     }
 
-    /// One step on the training documents `batch`; returns the tokens it read.
-    fn train_step(&mut self, batch: &[usize], lr: f64) -> Result<usize> {
+    /// One step on the training documents `batch` (indices into `data.train`); returns the
+    /// tokens it read.
+    pub fn train_step(&mut self, batch: &[usize], lr: f64) -> Result<usize> {
         let (alpha, beta) = (self.cfg.alpha, self.cfg.beta);
         let (bptt, pad) = (self.cfg.bptt, self.info.config.encoder.pad_token as u32);
         let docs: Vec<&[u32]> = batch
@@ -270,20 +274,36 @@ impl ClassifierTrainer {
             .map(|&i| self.data.train[i].ids.as_slice())
             .collect();
         let tokens = docs.iter().map(|d| d.len()).sum();
-        let labels: Vec<i64> = batch
+        let multi = self.cfg.multi_label;
+        let n_classes = self.data.classes.len();
+        let labels: Vec<&[usize]> = batch
             .iter()
-            .map(|&i| self.data.train[i].label as i64)
+            .map(|&i| self.data.train[i].labels.as_slice())
             .collect();
         let input = DocBatch::new(&docs, bptt, pad)?;
         let model = self.model.take().expect("model present");
         let device = model.encoder().encoder.weight.device();
-        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch.len()]), &device);
+        let rows = batch.len();
+        let loss = move |logits: Tensor<2>| {
+            if multi {
+                let mut hot = vec![0f32; rows * n_classes];
+                for (r, ls) in labels.iter().enumerate() {
+                    ls.iter().for_each(|&c| hot[r * n_classes + c] = 1.0);
+                }
+                let t = Tensor::<2>::from_data(TensorData::new(hot, [rows, n_classes]), &device);
+                multi_label_bce(logits, t)
+            } else {
+                let ids: Vec<i64> = labels.iter().map(|l| l[0] as i64).collect();
+                let y = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows]), &device);
+                class_cross_entropy(logits, y)
+            }
+        };
         let (model, stats) = self.step.run(
             model,
             lr,
             |m| {
                 let out = m.forward(&input)?;
-                let ce = class_cross_entropy(out.logits, y);
+                let ce = loss(out.logits);
                 // fastai's RNNRegularizer on the encoder's output (AR and TAR alike here).
                 let mut total = ce.clone();
                 if alpha > 0.0 {
@@ -305,9 +325,16 @@ impl ClassifierTrainer {
     pub fn validate(&self) -> Result<Scores> {
         let mut model = self.model.as_ref().expect("model present").valid();
         let docs: Vec<Vec<u32>> = self.data.valid.iter().map(|e| e.ids.clone()).collect();
-        let labels: Vec<usize> = self.data.valid.iter().map(|e| e.label).collect();
+        let labels: Vec<Vec<usize>> = self.data.valid.iter().map(|e| e.labels.clone()).collect();
         let probs = probabilities(&mut model, &docs, self.cfg.batch_size)?;
-        Ok(Scores::new(&probs, &labels, self.data.classes.len()))
+        let (multi, threshold) = (self.cfg.multi_label, self.cfg.threshold);
+        Ok(Scores::new(
+            &probs,
+            &labels,
+            self.data.classes.len(),
+            multi,
+            threshold,
+        ))
     }
 
     /// Writes the model file, fastai's `.pth` of the classifier and the vocabulary, the curves.

@@ -7,11 +7,14 @@ use crate::device;
 pub enum Config {
     P1,
     P2,
+    /// The text classifier's training step at fastai's default sizes.
+    Clas,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// p1 (V10k E200 H512 L2 B32 T35) or p2 (V10k E400 H1152 L3 B32 T70, AWD-LSTM).
+    /// p1 (V10k E200 H512 L2 B32 T35), p2 (V10k E400 H1152 L3 B32 T70, AWD-LSTM), or clas (the
+    /// text classifier: V10k E400 H1152 L3, 64 documents of 250 tokens).
     #[arg(value_enum)]
     pub config: Config,
     /// Timed training steps (after one warm-up).
@@ -28,11 +31,48 @@ pub struct BenchArgs {
     pub device: String,
 }
 
+/// Length of the classifier benchmark's documents (tokens).
+const CLAS_DOC_LEN: usize = 250;
+
+fn clas(args: &BenchArgs, device: &crate::device::Device) -> anyhow::Result<bool> {
+    let cfg = bench::clas_config();
+    let steps = args.steps.unwrap_or(3).max(1);
+    let m = &cfg.model;
+    println!(
+        "clas: vocab {} emb {} hidden {} layers {} head [{}, {}, 2], batch {} of documents of {CLAS_DOC_LEN} \
+         tokens in chunks of {}; AdamW, AR {} TAR {}, dropouts x{}, every group unfrozen; {steps} steps on {}",
+        bench::VOCAB,
+        m.emb_size,
+        m.hidden_size,
+        m.n_layers,
+        3 * m.emb_size,
+        cfg.lin_ftrs,
+        cfg.batch_size,
+        cfg.bptt,
+        cfg.alpha,
+        cfg.beta,
+        cfg.drop_mult,
+        args.device
+    );
+    let t = bench::clas(&cfg, CLAS_DOC_LEN, steps, device)?;
+    println!(
+        "train    {:.1} ms/step  {:.0} tokens/s",
+        t.ms_per_step, t.tokens_per_s
+    );
+    println!(
+        "train clas tokens_per_s={:.0} peak_rss_mb={:.0}",
+        t.tokens_per_s,
+        bench::peak_rss_mb()
+    );
+    Ok(true)
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let device = device::select(&args.device)?;
     let (name, cfg, default_steps) = match args.config {
         Config::P1 => ("p1", bench::p1(), 10),
         Config::P2 => ("p2", bench::p2(), 3),
+        Config::Clas => return clas(&args, &device),
     };
     let steps = args.steps.unwrap_or(default_steps).max(1);
     let m = &cfg.model;

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use crate::classify::data::{RawLabelled, numericalize, read_raw};
+use crate::classify::data::{LABEL_DELIM, RawLabelled, numericalize, read_raw};
 use crate::classify::saved::{self, ClassifierInfo, read_encoder};
-use crate::classify::scores::{Scores, argmax, average, probabilities};
+use crate::classify::scores::{Scores, argmax, average, predicted, probabilities};
 use crate::classify::{
     ClasStage, ClassifierTrainer, ClassifyConfig, ClassifyFlags, LabelOptions, Labelled,
 };
@@ -158,6 +158,7 @@ fn train(args: TrainArgs) -> anyhow::Result<bool> {
         &raw,
         encoder.as_ref().map(|e| &e.vocab),
         backwards,
+        cfg.multi_label,
         args.data.display().to_string(),
     )?;
     eprintln!(
@@ -308,19 +309,31 @@ fn predict(args: PredictArgs) -> anyhow::Result<bool> {
         bail!("{name} holds no document");
     }
     let probs = ensemble(&mut models, &docs, args.batch_size)?;
+    let (multi, threshold) = (models[0].0.config.multi_label, models[0].1.threshold);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (text, p) in docs.iter().zip(&probs) {
-        let best = argmax(p);
+        let chosen = predicted(p, multi, threshold);
+        let names: Vec<&str> = chosen.iter().map(|&c| classes[c].as_str()).collect();
         if args.json {
             let all: serde_json::Map<String, serde_json::Value> = classes
                 .iter()
                 .zip(p)
                 .map(|(c, &v)| (c.clone(), serde_json::json!(v)))
                 .collect();
-            let row =
-                serde_json::json!({"text": text, "label": classes[best], "probabilities": all});
+            let row = if multi {
+                serde_json::json!({"text": text, "labels": names, "probabilities": all})
+            } else {
+                serde_json::json!({"text": text, "label": names[0], "probabilities": all})
+            };
             writeln!(out, "{row}")?;
+        } else if multi {
+            let shown: Vec<String> = chosen
+                .iter()
+                .map(|&c| format!("{}:{:.4}", classes[c], p[c]))
+                .collect();
+            writeln!(out, "{}", shown.join(";"))?;
         } else {
+            let best = argmax(p);
             writeln!(out, "{}\t{:.4}", classes[best], p[best])?;
         }
     }
@@ -349,19 +362,32 @@ fn eval(args: EvalArgs) -> anyhow::Result<bool> {
         is_valid: vec![true; keep.len()],
         names: keep.iter().map(|&i| raw.names[i].clone()).collect(),
     };
+    let (multi, threshold) = (models[0].0.config.multi_label, models[0].1.threshold);
     let mut labels = Vec::with_capacity(sub.docs.len());
     for (l, name) in sub.labels.iter().zip(&sub.names) {
-        match classes.binary_search(l) {
-            Ok(c) => labels.push(c),
-            Err(_) => bail!(
-                "{}, {name}: the label `{l}` is not one of the model's classes ({})",
-                args.data.display(),
-                classes.join(", ")
-            ),
+        let parts: Vec<&str> = if multi {
+            l.split(LABEL_DELIM)
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect()
+        } else {
+            vec![l.as_str()]
+        };
+        let mut ids = Vec::new();
+        for part in parts {
+            match classes.binary_search_by(|c| c.as_str().cmp(part)) {
+                Ok(c) => ids.push(c),
+                Err(_) => bail!(
+                    "{}, {name}: the label `{part}` is not one of the model's classes ({})",
+                    args.data.display(),
+                    classes.join(", ")
+                ),
+            }
         }
+        labels.push(ids);
     }
     let probs = ensemble(&mut models, &sub.docs, args.batch_size)?;
-    let s = Scores::new(&probs, &labels, classes.len());
+    let s = Scores::new(&probs, &labels, classes.len(), multi, threshold);
     println!(
         "{} documents: accuracy {:.2}%, loss {:.4}",
         labels.len(),
@@ -373,10 +399,15 @@ fn eval(args: EvalArgs) -> anyhow::Result<bool> {
         "class", "precision", "recall", "f1", "support"
     );
     for (c, name) in classes.iter().enumerate() {
-        let (p, r, f1) = s.per_class(c);
-        let support: usize = s.confusion[c].iter().sum();
+        let (p, r, f1, support) = s.per_class(c);
         println!("{name:<20} {p:>9.4} {r:>9.4} {f1:>9.4} {support:>8}");
     }
+    let Some(confusion) = &s.confusion else {
+        if args.png.is_some() {
+            bail!("a multi-label model has no confusion matrix to draw (--png)");
+        }
+        return Ok(true);
+    };
     println!("confusion (rows: true, columns: predicted)");
     println!(
         "{:<20} {}",
@@ -387,11 +418,11 @@ fn eval(args: EvalArgs) -> anyhow::Result<bool> {
             .collect::<String>()
     );
     for (c, name) in classes.iter().enumerate() {
-        let row: String = s.confusion[c].iter().map(|n| format!("{n:>10}")).collect();
+        let row: String = confusion[c].iter().map(|n| format!("{n:>10}")).collect();
         println!("{name:<20} {row}");
     }
     if let Some(png) = &args.png {
-        crate::train::plot::confusion(&s.confusion, &classes, png)?;
+        crate::train::plot::confusion(confusion, &classes, png)?;
         println!("confusion matrix: {}", png.display());
     }
     Ok(true)

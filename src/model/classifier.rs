@@ -37,6 +37,9 @@ pub struct ClassifierConfig {
     pub bptt: usize,
     /// Positions pooled at most (fastai's `max_len`, 72 × 20).
     pub max_len: usize,
+    /// Each class a yes/no of its own (sigmoid outputs), not one class of several (softmax).
+    #[serde(default)]
+    pub multi_label: bool,
 }
 
 impl ClassifierConfig {

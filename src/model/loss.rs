@@ -9,6 +9,14 @@ pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
     class_cross_entropy(logits.reshape([b * t, v]), targets.reshape([b * t]))
 }
 
+/// Mean binary cross-entropy of logits `[N, C]` against 0/1 targets `[N, C]` (each class its own
+/// yes/no: PyTorch's `BCEWithLogitsLoss`), computed stably as
+/// `max(x, 0) - x·t + ln(1 + exp(-|x|))`.
+pub fn multi_label_bce(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    let softplus = logits.clone().abs().neg().exp().add_scalar(1.0).log();
+    (logits.clone().clamp_min(0.0) - logits * targets + softplus).mean()
+}
+
 /// Mean cross-entropy of logits `[N, C]` against class ids `[N]`.
 pub fn class_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [n, _] = logits.dims();
