@@ -113,19 +113,13 @@ pub fn train_loop(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Ti
         description: "random tokens".into(),
         entropy_rate: None,
     };
-    let dir = tempfile::tempdir().map_err(|e| crate::AwdError::io(std::env::temp_dir(), e))?;
-    let opts = RunOptions {
-        out_dir: dir.path().join("run"),
-        device: device.clone().autodiff(),
-        progress: false,
-        stop: Default::default(),
-    };
+    let (_dir, opts) = scratch_run(device)?;
     let cfg = TrainConfig {
         max_steps: steps + 1,
         epochs: 1,
         ..cfg.clone()
     };
-    match Trainer::new(cfg, data, opts.prepare(false)?, None)?.run()? {
+    match Trainer::new(cfg, data, opts, None)?.run()? {
         Outcome::Finished(s) => Ok(timing(
             s.train_s,
             s.timed_steps,
@@ -172,15 +166,8 @@ pub fn clas(
         valid: (0..2).map(&mut doc).collect(),
     };
     let vocab = Vocab::from_itos((0..VOCAB).map(|i| format!("t{i}")).collect());
-    let dir = tempfile::tempdir().map_err(|e| crate::AwdError::io(std::env::temp_dir(), e))?;
-    let opts = RunOptions {
-        out_dir: dir.path().join("run"),
-        device: device.clone().autodiff(),
-        progress: false,
-        stop: Default::default(),
-    };
-    let mut trainer =
-        ClassifierTrainer::new(cfg.clone(), data, vocab, None, false, opts.prepare(false)?)?;
+    let (_dir, opts) = scratch_run(device)?;
+    let mut trainer = ClassifierTrainer::new(cfg.clone(), data, vocab, None, false, opts)?;
     let last = *cfg.stages.last().expect("stages");
     trainer.enter_stage(0, &ClasStage { groups: 0, ..last })?;
     let batch: Vec<usize> = (0..b).collect();
@@ -227,6 +214,18 @@ pub fn generate(cfg: &TrainConfig, tokens_out: usize, device: &Device) -> Result
         id = logits.argmax(2).into_scalar::<i64>();
     }
     Ok(timing(start.elapsed().as_secs_f64(), tokens_out, 1))
+}
+
+/// A run directory in a temporary folder (removed when the guard drops), quiet, on `device`.
+fn scratch_run(device: &Device) -> Result<(tempfile::TempDir, crate::train::Prepared)> {
+    let dir = tempfile::tempdir().map_err(|e| crate::AwdError::io(std::env::temp_dir(), e))?;
+    let opts = RunOptions {
+        out_dir: dir.path().join("run"),
+        device: device.clone().autodiff(),
+        progress: false,
+        stop: Default::default(),
+    };
+    Ok((dir, opts.prepare(false)?))
 }
 
 fn timing(secs: f64, steps: usize, tokens_per_step: usize) -> Timing {

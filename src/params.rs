@@ -128,6 +128,19 @@ pub fn param_paths<M: Module>(module: &M) -> Vec<String> {
     p.0
 }
 
+/// Every float parameter's path and id, in visit order.
+pub fn param_ids_by_path<M: Module>(module: &M) -> Vec<(String, burn::module::ParamId)> {
+    struct Ids(Vec<(String, burn::module::ParamId)>);
+    impl ParamVisitor for Ids {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            self.0.push((path.to_string(), param.id));
+        }
+    }
+    let mut ids = Ids(Vec::new());
+    visit_params(module, &mut ids);
+    ids.0
+}
+
 /// Host copies of the values (`grads: None`) or of the gradients of every parameter.
 struct Collect<'g> {
     grads: Option<&'g Gradients>,

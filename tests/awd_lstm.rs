@@ -142,20 +142,12 @@ fn check_mode(mode: &str, training: bool, fused: bool) {
         }
 
         let grads = loss.total.backward();
-        let got: BTreeMap<String, Option<HostTensor>> =
-            named_grads(&model, &grads).into_iter().collect();
-        let want = under(&v, &format!("{p}.grad"));
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "one gradient per trained tensor, under fastai's names"
+        assert_grads(
+            &p,
+            named_grads(&model, &grads),
+            &under(&v, &format!("{p}.grad")),
+            tol,
         );
-        for (name, w) in &want {
-            let g = got[name]
-                .as_ref()
-                .unwrap_or_else(|| panic!("{p}: {name} received no gradient"));
-            assert_close(&format!("{p}.grad.{name}"), g, w, tol);
-        }
     }
     assert!(batches >= 2, "the vectors hold consecutive batches");
 }

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use awd::device;
 use awd::dropout::{Masks, set_training};
 use awd::model::AwdLstmConfig;
@@ -114,20 +112,12 @@ fn check(case: &str, training: bool) {
         return;
     }
     let grads = loss.backward();
-    let got: BTreeMap<String, Option<HostTensor>> =
-        named_grads(&model, &grads).into_iter().collect();
-    let want = under(&v, &format!("{p}.grad"));
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "one gradient per trained tensor, under fastai's names"
+    assert_grads(
+        &p,
+        named_grads(&model, &grads),
+        &under(&v, &format!("{p}.grad")),
+        1e-4,
     );
-    for (name, w) in &want {
-        let g = got[name]
-            .as_ref()
-            .unwrap_or_else(|| panic!("{p}: {name} received no gradient"));
-        assert_close(&format!("{p}.grad.{name}"), g, w, 1e-4);
-    }
     let after = model.state_dict();
     for (name, w) in under(&v, &format!("{p}.bn_after")) {
         assert_close(&format!("{p}.bn_after.{name}"), &after[&name], &w, tol);

@@ -6,42 +6,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{fails_with, ok, reviews, s};
+
 fn awd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_awd"))
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn fails_with(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// The first `n` movie reviews (label,text,is_valid) as a CSV in `dir`.
-fn reviews(dir: &Path, n: usize) -> PathBuf {
-    let src = common::data_dir().join("rotten_tomatoes.csv");
-    let mut reader = csv::Reader::from_path(&src).unwrap();
-    let path = dir.join("reviews.csv");
-    let mut w = csv::Writer::from_path(&path).unwrap();
-    w.write_record(reader.headers().unwrap()).unwrap();
-    for r in reader.records().take(n) {
-        w.write_record(&r.unwrap()).unwrap();
-    }
-    w.flush().unwrap();
-    path
 }
 
 /// The validation accuracy a `classify train` run printed.

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use awd::checkpoint::safetensors;
+use common::{fails_with, ok, s};
 
 fn awd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_awd"))
@@ -16,24 +17,6 @@ fn awd(args: &[&str]) -> Output {
         )
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-/// Fails with exit code 2, a one-line message containing `needle`, and no panic.
-fn fails_with(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A small, quick run: these defaults, with `extra` flags replacing any of them.

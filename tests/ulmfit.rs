@@ -13,7 +13,7 @@ use awd::data::dataset::encode_file;
 use awd::device;
 use awd::dropout::Masks;
 use awd::train::eval::mean_loss;
-use common::ulmfit_dir as ulmfit;
+use common::{reviews, ulmfit_dir as ulmfit};
 use sha2::{Digest, Sha256};
 
 /// The weights load with their vocabulary (sizes read from the tensors) and evaluate three
@@ -90,20 +90,6 @@ fn awd(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-/// The first `n` rows of the shared movie reviews (label,text,is_valid) as a CSV in `dir`.
-fn reviews(dir: &std::path::Path, n: usize) -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/rotten_tomatoes.csv");
-    let mut reader = csv::Reader::from_path(&src).unwrap();
-    let path = dir.join("reviews.csv");
-    let mut w = csv::Writer::from_path(&path).unwrap();
-    w.write_record(reader.headers().unwrap()).unwrap();
-    for r in reader.records().take(n) {
-        w.write_record(&r.unwrap()).unwrap();
-    }
-    w.flush().unwrap();
-    path
 }
 
 /// `awd train --preset finetune` from the shared model on `data`, into `run`.

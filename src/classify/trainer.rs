@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::{ClasStage, ClassifyConfig};
@@ -20,7 +20,7 @@ use crate::model::loss::{
     activation_reg, class_cross_entropy, multi_label_bce, temporal_activation_reg,
 };
 use crate::model::{DocBatch, TextClassifier};
-use crate::params::{ParamVisitor, visit_params};
+use crate::params::param_ids_by_path;
 use crate::train::optim::{combined_cos, scheduled_lr};
 use crate::train::report::Reporter;
 use crate::train::run_dir::{Prepared, RunOptions};
@@ -30,14 +30,6 @@ use crate::train::trainer::discriminative_factor;
 /// fastai's `awd_lstm_clas_split`: the embedding (`0.module.encoder.*`), each LSTM layer
 /// (`0.module.rnns.{l}.*`), then the head (`1.*`), in that order.
 pub fn clas_groups(model: &TextClassifier) -> Vec<Group> {
-    struct Paths(Vec<(String, burn::module::ParamId)>);
-    impl ParamVisitor for Paths {
-        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
-            self.0.push((path.to_string(), param.id));
-        }
-    }
-    let mut paths = Paths(Vec::new());
-    visit_params(model, &mut paths);
     let layers = model.encoder().rnns.len();
     let mut groups: Vec<Group> = (0..layers + 2)
         .map(|g| Group {
@@ -52,7 +44,7 @@ pub fn clas_groups(model: &TextClassifier) -> Vec<Group> {
             momentum: None,
         })
         .collect();
-    for (path, id) in paths.0 {
+    for (path, id) in param_ids_by_path(model) {
         let g = if let Some(rest) = path.strip_prefix("0.module.rnns.") {
             1 + rest
                 .split('.')

@@ -2,8 +2,6 @@
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -131,20 +129,11 @@ fn train(args: TrainArgs) -> anyhow::Result<bool> {
         .transpose()?;
     let backwards = args.backwards || encoder.as_ref().is_some_and(|e| e.backwards);
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&args.data));
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
     let opts = RunOptions {
         out_dir: out_dir.clone(),
         device: device::select(&args.device)?.autodiff(),
         progress: !args.quiet,
-        stop,
+        stop: super::stop_on_ctrl_c(),
     }
     .prepare(args.force)?;
     let opts_text = LabelOptions {
@@ -222,14 +211,7 @@ fn default_out(data: &std::path::Path) -> PathBuf {
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "data".into());
-    let base = PathBuf::from("runs").join(format!("classify-{name}"));
-    (1..)
-        .map(|i| match i {
-            1 => base.clone(),
-            i => PathBuf::from(format!("{}-{i}", base.display())),
-        })
-        .find(|p| !p.exists())
-        .expect("some name is free")
+    super::new_run_dir(&format!("classify-{name}"))
 }
 
 /// The classifiers named, which must agree on their classes.

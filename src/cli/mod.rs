@@ -59,6 +59,32 @@ enum Command {
     },
 }
 
+/// `runs/NAME`, or `runs/NAME-2`, `-3`, ... : the first that does not exist yet.
+fn new_run_dir(name: &str) -> std::path::PathBuf {
+    let base = std::path::PathBuf::from("runs").join(name);
+    (1..)
+        .map(|i| match i {
+            1 => base.clone(),
+            i => std::path::PathBuf::from(format!("{}-{i}", base.display())),
+        })
+        .find(|p| !p.exists())
+        .expect("some name is free")
+}
+
+/// A flag Ctrl-C sets (the run then saves and stops); a second Ctrl-C ends the process the usual
+/// way.
+fn stop_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::Ordering;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
 /// Runs the command line; errors are printed as one message, never a panic trace.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,8 +1,6 @@
 //! `awd train`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::data::download::PublicData;
 use crate::data::{Dataset, Level, Specials};
@@ -83,37 +81,17 @@ fn default_out(args: &TrainArgs) -> PathBuf {
         (None, None) => "grammar".into(),
     };
     let preset = format!("{:?}", args.preset).to_lowercase();
-    let base = PathBuf::from("runs").join(format!("{preset}-{name}"));
-    (1..)
-        .map(|i| {
-            if i == 1 {
-                base.clone()
-            } else {
-                PathBuf::from(format!("{}-{i}", base.display()))
-            }
-        })
-        .find(|p| !p.exists())
-        .expect("some name is free")
+    super::new_run_dir(&format!("{preset}-{name}"))
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
     let device = device::select(&args.device)?.autodiff();
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&args));
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C while saving ends the process the usual way.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
     let opts = RunOptions {
         out_dir: out_dir.clone(),
         device,
         progress: !args.quiet,
-        stop,
+        stop: super::stop_on_ctrl_c(),
     };
 
     let mut trainer = if args.resume {

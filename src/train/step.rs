@@ -15,7 +15,7 @@ use super::optim::{
 use crate::error::{AwdError, Result};
 use crate::kernels::adam::Knobs;
 use crate::model::LanguageModel;
-use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
+use crate::params::{ParamMapper, ParamVisitor, map_params, param_ids_by_path, visit_params};
 
 /// Parameters that train together: one learning-rate factor, frozen or not.
 #[derive(Debug, Clone)]
@@ -33,14 +33,6 @@ pub struct Group {
 /// fastai's `awd_lstm_lm_split`: one group per LSTM layer (`0.rnns.{l}.*`), then the embedding
 /// with the decoder (`0.encoder.*`, `1.decoder.*`), in that order; rates 1, none frozen.
 pub fn lm_groups(model: &LanguageModel) -> Vec<Group> {
-    struct Paths(Vec<(String, ParamId)>);
-    impl ParamVisitor for Paths {
-        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
-            self.0.push((path.to_string(), param.id));
-        }
-    }
-    let mut paths = Paths(Vec::new());
-    visit_params(model, &mut paths);
     let layers = model.encoder().rnns.len();
     let mut groups: Vec<Group> = (0..=layers)
         .map(|l| Group {
@@ -55,7 +47,7 @@ pub fn lm_groups(model: &LanguageModel) -> Vec<Group> {
             momentum: None,
         })
         .collect();
-    for (path, id) in paths.0 {
+    for (path, id) in param_ids_by_path(model) {
         let layer = path
             .strip_prefix("0.rnns.")
             .and_then(|rest| rest.split('.').next())

@@ -78,8 +78,63 @@ pub fn assert_close(name: &str, got: &HostTensor, want: &HostTensor, rtol: f32) 
     }
 }
 
+/// Every gradient of `got` (path → gradient, `None` where none reached it) matches `want` to
+/// `rtol`, and they name the same tensors: one gradient per trained tensor, under fastai's names.
+pub fn assert_grads(
+    what: &str,
+    got: Vec<(String, Option<HostTensor>)>,
+    want: &BTreeMap<String, HostTensor>,
+    rtol: f32,
+) {
+    let got: BTreeMap<String, Option<HostTensor>> = got.into_iter().collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "one gradient per trained tensor, under fastai's names"
+    );
+    for (name, w) in want {
+        let g = got[name]
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: {name} received no gradient"));
+        assert_close(&format!("{what}.grad.{name}"), g, w, rtol);
+    }
+}
+
 /// The drop probability a recorded mask was made for: its kept entries hold 1/(1-p).
 pub fn p_of_mask(mask: &HostTensor) -> f64 {
     let kept = mask.values.iter().copied().find(|&v| v != 0.0);
     kept.map_or(0.0, |v| 1.0 - 1.0 / v as f64)
+}
+
+/// The standard output of a command that must have succeeded (its stderr shown if not).
+pub fn ok(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Fails with exit code 2, a message containing `needle`, and no panic.
+pub fn fails_with(out: &std::process::Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
+}
+
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The first `n` shared movie reviews (label,text,is_valid) as a CSV in `dir`.
+pub fn reviews(dir: &std::path::Path, n: usize) -> PathBuf {
+    let src = data_dir().join("rotten_tomatoes.csv");
+    let mut reader = csv::Reader::from_path(&src).unwrap();
+    let path = dir.join("reviews.csv");
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(reader.headers().unwrap()).unwrap();
+    for r in reader.records().take(n) {
+        w.write_record(&r.unwrap()).unwrap();
+    }
+    w.flush().unwrap();
+    path
 }
