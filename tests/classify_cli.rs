@@ -349,3 +349,61 @@ fn bad_classifier_input_is_named() {
         "none",
     );
 }
+
+/// fastai's own classifier `.pth` (the parity vectors' model) predicts through the command line
+/// with its vocabulary pickle and class names; sizes come from its tensors.
+#[test]
+fn a_fastai_classifier_pth_predicts() {
+    use awd::data::{Vocab, fastai_vocab::write_pickle};
+    let tmp = tempfile::tempdir().unwrap();
+    let pth = common::clas_dir().join("fastai_clas.pth");
+    let state = awd::checkpoint::fastai::read_tensors(&pth).unwrap();
+    let rows = state["0.module.encoder.weight"].shape[0];
+    let mut itos: Vec<String> = ["xxunk", "xxpad", "xxbos"].map(String::from).to_vec();
+    itos.extend((itos.len()..rows).map(|i| format!("w{i}")));
+    let vocab = tmp.path().join("itos.pkl");
+    write_pickle(&vocab, &Vocab::from_itos(itos)).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::clas_dir().join("meta.json")).unwrap(),
+    )
+    .unwrap();
+    let n_classes = meta["n_class"].as_u64().unwrap() as usize;
+    let classes: Vec<String> = (0..n_classes).map(|c| format!("c{c}")).collect();
+    let lines = tmp.path().join("docs.txt");
+    std::fs::write(&lines, "w3 w4 w5\nw7\n").unwrap();
+    let out = ok(&awd(&[
+        "classify",
+        "predict",
+        "--model",
+        s(&pth),
+        "--vocab",
+        s(&vocab),
+        "--classes",
+        &classes.join(","),
+        s(&lines),
+    ]));
+    assert_eq!(out.lines().count(), 2);
+    assert!(
+        out.lines()
+            .all(|l| classes.iter().any(|c| l.starts_with(c.as_str()))),
+        "{out}"
+    );
+    fails_with(
+        &awd(&[
+            "classify",
+            "predict",
+            "--model",
+            s(&pth),
+            "--vocab",
+            s(&vocab),
+            "--classes",
+            "a",
+            s(&lines),
+        ]),
+        "classes were named",
+    );
+    fails_with(
+        &awd(&["classify", "predict", "--model", s(&pth), s(&lines)]),
+        "--vocab",
+    );
+}

@@ -47,15 +47,27 @@ pub fn save(path: &Path, model: &TextClassifier, info: &ClassifierInfo) -> Resul
     crate::checkpoint::write_atomic(path, &bytes)
 }
 
-/// Reads a classifier written by [`save`] (a run directory stands for its model file).
+/// Reads a classifier written by [`save`] (a run directory stands for its model file), or —
+/// given `fastai` = (its vocabulary pickle, its classes) — a fastai classifier's `.pth`
+/// (`get_text_classifier`'s state dict; sizes read from the tensors; classes `0`, `1`, ... when
+/// none are named).
 pub fn load(
     path: &Path,
+    fastai: Option<(&Path, &[String])>,
     masks: &Masks,
     device: &Device,
 ) -> Result<(TextClassifier, ClassifierInfo)> {
     let path = &model_file(path);
+    if let Some((vocab, classes)) = fastai {
+        return load_fastai(path, vocab, classes, masks, device);
+    }
     let bytes = std::fs::read(path).map_err(|e| AwdError::io(path, e))?;
     let bad = |reason: String| AwdError::checkpoint(path, reason);
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Err(bad(
+            "a PyTorch checkpoint (a fastai classifier?): give its vocabulary with --vocab VOCAB.pkl".into(),
+        ));
+    }
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
     let meta = crate::checkpoint::read_awd_metadata(header.metadata().as_ref(), FORMAT)
@@ -92,6 +104,48 @@ pub fn load(
         classes,
         backwards,
         threshold,
+    };
+    Ok((model, info))
+}
+
+fn load_fastai(
+    path: &Path,
+    vocab: &Path,
+    classes: &[String],
+    masks: &Masks,
+    device: &Device,
+) -> Result<(TextClassifier, ClassifierInfo)> {
+    let bad = |reason: String| AwdError::checkpoint(path, reason);
+    let tensors = fastai::read_tensors(path)?;
+    let config = ClassifierConfig::infer(&tensors).map_err(|e| bad(e.to_string()))?;
+    let vocab = fastai_vocab::read_pickle(vocab)?;
+    if vocab.len() != config.encoder.vocab_size {
+        return Err(bad(format!(
+            "its embedding has {} rows, the vocabulary {} tokens",
+            config.encoder.vocab_size,
+            vocab.len()
+        )));
+    }
+    let classes: Vec<String> = if classes.is_empty() {
+        (0..config.n_classes).map(|c| c.to_string()).collect()
+    } else {
+        classes.to_vec()
+    };
+    if classes.len() != config.n_classes {
+        return Err(bad(format!(
+            "its head has {} outputs, but {} classes were named",
+            config.n_classes,
+            classes.len()
+        )));
+    }
+    let model = TextClassifier::from_state_dict(&tensors, &config, masks, device)
+        .map_err(|e| bad(e.to_string()))?;
+    let info = ClassifierInfo {
+        config,
+        vocab,
+        classes,
+        backwards: false,
+        threshold: 0.5,
     };
     Ok((model, info))
 }

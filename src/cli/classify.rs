@@ -68,12 +68,27 @@ pub struct TrainArgs {
     flags: ClassifyFlags,
 }
 
+/// The classifiers a command reads.
 #[derive(Args)]
-pub struct PredictArgs {
-    /// A classifier (its run directory or model file); twice (forward and backward) averages
-    /// the two models' probabilities.
+pub struct ClassifierSource {
+    /// A classifier: an `awd classify train` run directory or model file, or a fastai
+    /// classifier's `.pth` with --vocab. Twice (forward and backward) averages the two models'
+    /// probabilities.
     #[arg(long, required = true)]
     model: Vec<PathBuf>,
+    /// The vocabulary pickle of a fastai `.pth` --model (fastai's `dls.vocab[0]`).
+    #[arg(long)]
+    vocab: Option<PathBuf>,
+    /// A fastai `.pth` --model's class names in its output order, comma-separated (fastai's
+    /// `dls.vocab[1]`; default 0, 1, ...).
+    #[arg(long, value_delimiter = ',', requires = "vocab")]
+    classes: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    source: ClassifierSource,
     /// The documents, one a line (`-` or nothing: standard input).
     input: Option<PathBuf>,
     /// JSON lines in (`{"text": ...}`) and out, with every class's probability.
@@ -86,9 +101,8 @@ pub struct PredictArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A classifier (its run directory or model file); twice to average two.
-    #[arg(long, required = true)]
-    model: Vec<PathBuf>,
+    #[command(flatten)]
+    source: ClassifierSource,
     /// Labelled documents, as `classify train` reads them: every document of a CSV, or the
     /// validation (or test) folder of a directory.
     #[arg(long)]
@@ -215,11 +229,16 @@ fn default_out(data: &std::path::Path) -> PathBuf {
 }
 
 /// The classifiers named, which must agree on their classes.
-fn load_models(paths: &[PathBuf]) -> anyhow::Result<Vec<(TextClassifier, ClassifierInfo)>> {
+fn load_models(source: &ClassifierSource) -> anyhow::Result<Vec<(TextClassifier, ClassifierInfo)>> {
     let dev = device::cpu();
+    let paths = &source.model;
+    let fastai = source
+        .vocab
+        .as_deref()
+        .map(|v| (v, source.classes.as_slice()));
     let models = paths
         .iter()
-        .map(|p| saved::load(p, &Masks::default(), &dev))
+        .map(|p| saved::load(p, fastai, &Masks::default(), &dev))
         .collect::<crate::Result<Vec<_>>>()?;
     if let Some((_, first)) = models.first()
         && let Some((i, (_, other))) = models
@@ -258,7 +277,7 @@ struct Doc {
 }
 
 fn predict(args: PredictArgs) -> anyhow::Result<bool> {
-    let mut models = load_models(&args.model)?;
+    let mut models = load_models(&args.source)?;
     let classes = models[0].1.classes.clone();
     let name = match &args.input {
         Some(p) if p.as_os_str() != "-" => p.display().to_string(),
@@ -323,7 +342,7 @@ fn predict(args: PredictArgs) -> anyhow::Result<bool> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<bool> {
-    let mut models = load_models(&args.model)?;
+    let mut models = load_models(&args.source)?;
     let classes = models[0].1.classes.clone();
     let opts = LabelOptions {
         text_col: &args.text_col,

@@ -51,6 +51,57 @@ impl ClassifierConfig {
             .collect()
     }
 
+    /// The configuration a fastai classifier's state dict was made with, from its names and
+    /// shapes: the encoder's sizes, the head's layers (a block whose Linear is at index 2 has a
+    /// dropout; its probability is not stored, and evaluation does not need it), fastai's chunk
+    /// length and `max_len` (72, 1,440).
+    pub fn infer(tensors: &BTreeMap<String, HostTensor>) -> Result<Self> {
+        let as_lm: BTreeMap<String, HostTensor> = tensors
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("0.module.")
+                    .map(|k| (format!("0.{k}"), v.clone()))
+            })
+            .collect();
+        let encoder = crate::checkpoint::fastai::infer_config(&as_lm)?;
+        let (mut dims, mut head_ps) = (Vec::new(), Vec::new());
+        for i in 0.. {
+            let linear = |j: usize| tensors.get(&format!("1.layers.{i}.{j}.weight"));
+            let Some((w, p)) = linear(2)
+                .map(|w| (w, 0.1))
+                .or_else(|| linear(1).map(|w| (w, 0.0)))
+            else {
+                break;
+            };
+            if w.shape.len() != 2 {
+                return Err(AwdError::Shape(format!(
+                    "1.layers.{i}: a Linear weight of shape {:?}",
+                    w.shape
+                )));
+            }
+            if dims.is_empty() {
+                dims.push(w.shape[1]);
+            }
+            dims.push(w.shape[0]);
+            head_ps.push(p);
+        }
+        if dims.len() < 2 || dims[0] != 3 * encoder.emb_size {
+            return Err(AwdError::Config(format!(
+                "not a fastai AWD-LSTM text classifier: no head of `1.layers.{{i}}` blocks taking {} pooled features",
+                3 * encoder.emb_size
+            )));
+        }
+        Ok(Self {
+            encoder,
+            n_classes: *dims.last().expect("two sizes or more"),
+            lin_ftrs: dims[1..dims.len() - 1].to_vec(),
+            head_ps,
+            bptt: 72,
+            max_len: 72 * 20,
+            multi_label: false,
+        })
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.encoder.validate()?;
         if self.n_classes < 2 {
