@@ -224,6 +224,7 @@ fn scratch_run(device: &Device) -> Result<(tempfile::TempDir, crate::train::Prep
         device: device.clone().autodiff(),
         progress: false,
         stop: Default::default(),
+        dist: Default::default(),
     };
     Ok((dir, opts.prepare(false)?))
 }

@@ -12,6 +12,7 @@ pub mod classify;
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod dropout;
 pub mod error;
 pub mod hyper;

@@ -152,6 +152,7 @@ fn regression_dropout_never_zeroes_raw_weights_in_place() {
         device: device::cpu_autodiff(),
         progress: false,
         stop: Default::default(),
+        dist: Default::default(),
     };
     let mut t = Trainer::new(cfg, data, opts.clone().prepare(false).unwrap(), None).unwrap();
     assert!(matches!(t.run().unwrap(), Outcome::Finished(_)));

@@ -51,6 +51,7 @@ fn train(cfg: TrainConfig, data: Dataset, dir: &std::path::Path) -> awd::Result<
         device: device::cpu_autodiff(),
         progress: false,
         stop: Default::default(),
+        dist: Default::default(),
     };
     match Trainer::new(cfg, data, opts.prepare(false)?, None)?.run()? {
         Outcome::Finished(s) => Ok(s),

@@ -1,6 +1,7 @@
 //! Reading and writing tensors by name: safetensors, PyTorch `.pth`, and awd's own checkpoints.
 
 pub mod fastai;
+pub mod fastai_clas;
 pub mod native;
 pub mod pth;
 pub mod safetensors;

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::Vocab;
-use crate::data::corpus::VALID_COL;
+use crate::data::source::VALID_COL;
 use crate::error::{AwdError, Result};
 
 /// A tokenized, numericalized document and its classes (one, unless multi-label), sorted.
@@ -244,6 +244,17 @@ fn vocab_of(tokens: &[Vec<String>]) -> Vocab {
 }
 
 impl Labelled {
+    /// The share of all documents' tokens the vocabulary does not know.
+    pub fn unknown_share(&self) -> f64 {
+        let unk = crate::data::vocab::UNK;
+        let (mut n, mut u) = (0usize, 0usize);
+        for e in self.train.iter().chain(&self.valid) {
+            n += e.ids.len();
+            u += e.ids.iter().filter(|&&i| i == unk).count();
+        }
+        u as f64 / n.max(1) as f64
+    }
+
     /// Tokenizes and numericalizes `raw` with `vocab` (none: fastai's vocabulary of these
     /// documents, returned with the data); each document reversed for a backward model. With
     /// `multi_label`, a label is several joined by `;`. The classes are the training labels,

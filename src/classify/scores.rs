@@ -38,6 +38,21 @@ pub fn probabilities(
     Ok(out)
 }
 
+/// Each classifier's probabilities of `docs` (raw text, read as each model reads it: its
+/// vocabulary, forwards or backwards), averaged: ULMFiT's forward + backward ensemble.
+pub fn ensemble(
+    models: &mut [(TextClassifier, super::saved::ClassifierInfo)],
+    docs: &[String],
+    batch_size: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let mut all = Vec::new();
+    for (model, info) in models.iter_mut() {
+        let ids = super::data::numericalize(docs, &info.vocab, info.backwards);
+        all.push(probabilities(model, &ids, batch_size.max(1))?);
+    }
+    Ok(average(&all))
+}
+
 /// The mean of several models' probabilities (ULMFiT's forward + backward ensemble).
 pub fn average(all: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
     let n = all.len() as f32;
@@ -136,5 +151,43 @@ impl Scores {
             2.0 * p * r / (p + r)
         };
         (p, r, f1, tp + fn_)
+    }
+
+    /// The scores as a text table: accuracy and loss, each class's precision, recall, F1 and
+    /// support, and (one label per document) the confusion matrix.
+    pub fn report(&self, classes: &[String]) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let docs: usize = (0..classes.len()).map(|c| self.per_class(c).3).sum();
+        let what = if self.confusion.is_some() {
+            "documents"
+        } else {
+            "labels"
+        };
+        let _ = writeln!(
+            out,
+            "{docs} {what}: accuracy {:.2}%, loss {:.4}",
+            100.0 * self.accuracy,
+            self.loss
+        );
+        let _ = writeln!(
+            out,
+            "{:<20} {:>9} {:>9} {:>9} {:>8}",
+            "class", "precision", "recall", "f1", "support"
+        );
+        for (c, name) in classes.iter().enumerate() {
+            let (p, r, f1, support) = self.per_class(c);
+            let _ = writeln!(out, "{name:<20} {p:>9.4} {r:>9.4} {f1:>9.4} {support:>8}");
+        }
+        if let Some(confusion) = &self.confusion {
+            let _ = writeln!(out, "confusion (rows: true, columns: predicted)");
+            let head: String = classes.iter().map(|c| format!("{c:>10}")).collect();
+            let _ = writeln!(out, "{:<20} {head}", "");
+            for (name, row) in classes.iter().zip(confusion) {
+                let row: String = row.iter().map(|n| format!("{n:>10}")).collect();
+                let _ = writeln!(out, "{name:<20} {row}");
+            }
+        }
+        out
     }
 }

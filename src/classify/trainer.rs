@@ -339,6 +339,6 @@ impl ClassifierTrainer {
         )?;
         fastai_vocab::write_pickle(&self.opts.vocab_path(), &self.info.vocab)?;
         self.report.flush()?;
-        crate::train::plot::plot(self.report.metrics_path(), &self.opts.plot_path())
+        crate::train::plot::plot(&self.opts.metrics_path(), &self.opts.plot_path())
     }
 }

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use crate::classify::data::{LABEL_DELIM, RawLabelled, numericalize, read_raw};
+use crate::classify::data::{LABEL_DELIM, RawLabelled, read_raw};
 use crate::classify::saved::{self, ClassifierInfo, read_encoder};
-use crate::classify::scores::{Scores, argmax, average, predicted, probabilities};
+use crate::classify::scores::{Scores, argmax, ensemble, predicted};
 use crate::classify::{
     ClasStage, ClassifierTrainer, ClassifyConfig, ClassifyFlags, LabelOptions, Labelled,
 };
@@ -148,6 +148,7 @@ fn train(args: TrainArgs) -> anyhow::Result<bool> {
         device: device::select(&args.device)?.autodiff(),
         progress: !args.quiet,
         stop: super::stop_on_ctrl_c(),
+        dist: Default::default(),
     }
     .prepare(args.force)?;
     let opts_text = LabelOptions {
@@ -174,7 +175,7 @@ fn train(args: TrainArgs) -> anyhow::Result<bool> {
     );
     match &encoder {
         Some(e) => {
-            let unknown = unknown_share(&data, crate::data::vocab::UNK);
+            let unknown = data.unknown_share();
             eprintln!(
                 "encoder from {}: vocabulary {}, {:.1}% of the tokens unknown to it{}",
                 e.source.display(),
@@ -209,15 +210,6 @@ fn train(args: TrainArgs) -> anyhow::Result<bool> {
     );
     println!("metrics: {}", trainer.opts.metrics_path().display());
     Ok(!s.interrupted)
-}
-
-fn unknown_share(data: &Labelled, unk: u32) -> f64 {
-    let (mut n, mut u) = (0usize, 0usize);
-    for e in data.train.iter().chain(&data.valid) {
-        n += e.ids.len();
-        u += e.ids.iter().filter(|&&i| i == unk).count();
-    }
-    u as f64 / n.max(1) as f64
 }
 
 fn default_out(data: &std::path::Path) -> PathBuf {
@@ -255,20 +247,6 @@ fn load_models(source: &ClassifierSource) -> anyhow::Result<Vec<(TextClassifier,
         );
     }
     Ok(models)
-}
-
-/// Each model's probabilities of `docs`, averaged.
-fn ensemble(
-    models: &mut [(TextClassifier, ClassifierInfo)],
-    docs: &[String],
-    bs: usize,
-) -> anyhow::Result<Vec<Vec<f32>>> {
-    let mut all = Vec::new();
-    for (model, info) in models.iter_mut() {
-        let ids = numericalize(docs, &info.vocab, info.backwards);
-        all.push(probabilities(model, &ids, bs.max(1))?);
-    }
-    Ok(average(&all))
 }
 
 #[derive(serde::Deserialize)]
@@ -389,39 +367,13 @@ fn eval(args: EvalArgs) -> anyhow::Result<bool> {
     }
     let probs = ensemble(&mut models, &sub.docs, args.batch_size)?;
     let s = Scores::new(&probs, &labels, classes.len(), multi, threshold);
-    println!(
-        "{} documents: accuracy {:.2}%, loss {:.4}",
-        labels.len(),
-        100.0 * s.accuracy,
-        s.loss
-    );
-    println!(
-        "{:<20} {:>9} {:>9} {:>9} {:>8}",
-        "class", "precision", "recall", "f1", "support"
-    );
-    for (c, name) in classes.iter().enumerate() {
-        let (p, r, f1, support) = s.per_class(c);
-        println!("{name:<20} {p:>9.4} {r:>9.4} {f1:>9.4} {support:>8}");
-    }
+    print!("{}", s.report(&classes));
     let Some(confusion) = &s.confusion else {
         if args.png.is_some() {
             bail!("a multi-label model has no confusion matrix to draw (--png)");
         }
         return Ok(true);
     };
-    println!("confusion (rows: true, columns: predicted)");
-    println!(
-        "{:<20} {}",
-        "",
-        classes
-            .iter()
-            .map(|c| format!("{c:>10}"))
-            .collect::<String>()
-    );
-    for (c, name) in classes.iter().enumerate() {
-        let row: String = confusion[c].iter().map(|n| format!("{n:>10}")).collect();
-        println!("{name:<20} {row}");
-    }
     if let Some(png) = &args.png {
         crate::train::plot::confusion(confusion, &classes, png)?;
         println!("confusion matrix: {}", png.display());

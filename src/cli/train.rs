@@ -87,23 +87,33 @@ fn default_out(args: &TrainArgs) -> PathBuf {
 pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
     let device = device::select(&args.device)?.autodiff();
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&args));
+    // Under an MPI launcher (the `mpi` feature): one rank of a data-parallel job; rank 0 alone
+    // shows progress, prints and writes.
+    let dist = std::rc::Rc::new(crate::dist::Dist::from_env()?);
+    let writer = dist.is_writer();
     let opts = RunOptions {
         out_dir: out_dir.clone(),
         device,
-        progress: !args.quiet,
+        progress: !args.quiet && writer,
         stop: super::stop_on_ctrl_c(),
+        dist: dist.clone(),
     };
+    if dist.size() > 1 && writer {
+        eprintln!("data-parallel: {} ranks", dist.size());
+    }
 
     let mut trainer = if args.resume {
         let ck = state::load(&opts.state_path())?;
         let mut cfg = ck.config.clone();
         let data = dataset(&args, &mut cfg)?;
-        eprintln!(
-            "resuming {} at epoch {}, step {}",
-            out_dir.display(),
-            ck.progress.epoch + 1,
-            ck.progress.step
-        );
+        if writer {
+            eprintln!(
+                "resuming {} at epoch {}, step {}",
+                out_dir.display(),
+                ck.progress.epoch + 1,
+                ck.progress.step
+            );
+        }
         Trainer::resume(ck, data, opts)?
     } else {
         let mut cfg = args.preset.config();
@@ -122,17 +132,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
         // An unusable --out is reported before the data is read.
         let opts = opts.prepare(args.force)?;
         let data = dataset(&args, &mut cfg)?;
-        eprintln!(
-            "training on {}: {} tokens, vocabulary {}, {} validation tokens",
-            data.description,
-            data.train.len(),
-            data.vocab.len(),
-            data.valid.len()
-        );
-        if cfg.backwards {
+        if writer {
+            eprintln!(
+                "training on {}: {} tokens, vocabulary {}, {} validation tokens",
+                data.description,
+                data.train.len(),
+                data.vocab.len(),
+                data.valid.len()
+            );
+        }
+        if cfg.backwards && writer {
             eprintln!("each document is read backwards, for a backward model");
         }
-        if let Some(p) = &pretrained {
+        if let Some(p) = pretrained.as_ref().filter(|_| writer) {
             eprintln!(
                 "from {}: {} of the {} tokens are in its vocabulary of {}; the others start at the mean embedding",
                 p.weights.display(),
@@ -146,6 +158,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
 
     match trainer.run()? {
         Outcome::Interrupted { step, checkpoint } => {
+            if !writer {
+                std::process::exit(130);
+            }
             eprintln!(
                 "interrupted at step {step}; checkpoint {} (continue with --resume --out {})",
                 checkpoint.display(),
@@ -153,6 +168,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             );
             std::process::exit(130);
         }
+        Outcome::Finished(_) if !writer => Ok(true),
         Outcome::Finished(s) => {
             let char_level = trainer.data.level == Level::Char;
             let mut line = format!(
@@ -175,6 +191,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
                 );
             }
             println!("{line}");
+            let r = dist.stats();
+            if r.calls > 0 {
+                println!(
+                    "all-reduce: {:.2} MB a step (the gradients and losses, {} ranks), {:.1} ms a step in it, {:.1}% of the training time",
+                    r.bytes as f64 / r.calls as f64 / 1e6,
+                    dist.size(),
+                    1e3 * r.seconds / r.calls as f64,
+                    100.0 * r.seconds / s.train_s.max(1e-9)
+                );
+            }
             println!("model:   {}", s.model_path.display());
             println!("metrics: {}", s.metrics_path.display());
             println!("plot:    {}", s.plot_path.display());

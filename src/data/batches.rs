@@ -36,6 +36,15 @@ impl Rows {
         })
     }
 
+    /// Rows `first .. first + count` alone (a rank's share of the batch).
+    pub fn share(&self, first: usize, count: usize) -> Self {
+        Self {
+            ids: self.ids[first * self.row_len..(first + count) * self.row_len].to_vec(),
+            batch: count,
+            row_len: self.row_len,
+        }
+    }
+
     /// Inputs `[B, seq]` from position `i` and the targets one position later.
     /// `seq` is cut so that targets stay inside the rows.
     pub fn window(

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::corpus::{Level, Source, for_each_token};
+use super::corpus::{Level, for_each_token};
 use super::grammar::Grammar;
+use super::source::Source;
 use super::vocab::{Specials, Vocab};
 use crate::error::{AwdError, Result};
 

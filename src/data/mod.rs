@@ -6,10 +6,12 @@ pub mod dataset;
 pub mod download;
 pub mod fastai_vocab;
 pub mod grammar;
+pub mod source;
 pub mod vocab;
 
 pub use batches::{Rows, WindowLengths};
-pub use corpus::{DocOptions, Level, Source};
+pub use corpus::Level;
 pub use dataset::{Dataset, VocabRules};
 pub use grammar::Grammar;
+pub use source::{DocOptions, Source};
 pub use vocab::{Specials, Vocab};

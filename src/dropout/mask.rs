@@ -156,6 +156,9 @@ pub struct MaskRecord {
 pub struct Masks {
     source: Arc<Mutex<Box<dyn MaskSource>>>,
     records: Arc<Mutex<Option<Vec<MaskRecord>>>>,
+    /// Data-parallel training: (this rank, ranks). An activation mask is then drawn for the
+    /// global batch and this rank's rows of it kept, so that N ranks draw what one process would.
+    rows: Arc<Mutex<Option<(usize, usize)>>>,
 }
 
 impl fmt::Debug for Masks {
@@ -175,7 +178,15 @@ impl Masks {
         Self {
             source: Arc::new(Mutex::new(Box::new(source))),
             records: Arc::new(Mutex::new(None)),
+            rows: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// From now on, activation masks (first dimension: the batch's rows) are drawn for `ranks`
+    /// times the rows asked for, and rows `rank·n .. (rank+1)·n` of them returned: this rank's
+    /// share of the global batch's masks. Weight and embedding masks are whole on every rank.
+    pub fn share_rows(&self, rank: usize, ranks: usize) {
+        *self.rows.lock().unwrap_or_else(|e| e.into_inner()) = (ranks > 1).then_some((rank, ranks));
     }
 
     /// From now on, keeps a copy of every mask drawn, with its owner.
@@ -233,7 +244,17 @@ impl Masks {
         p: f64,
         device: &Device,
     ) -> Result<Tensor<D>> {
-        let values = self.lock().mask(&shape, p)?;
+        let share = *self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        let values = match (owner, share) {
+            (MaskOwner::Activation, Some((rank, ranks))) if D > 0 => {
+                let mut global = shape;
+                global[0] *= ranks;
+                let all = self.lock().mask(&global, p)?;
+                let per_rank = shape.iter().product::<usize>();
+                all[rank * per_rank..(rank + 1) * per_rank].to_vec()
+            }
+            _ => self.lock().mask(&shape, p)?,
+        };
         if let Some(records) = self
             .records
             .lock()

@@ -8,19 +8,19 @@
 //! Unlike fastai, every row is masked by where its document is, never by its batch-mates: a
 //! document's logits are the same alone and in any batch (eval mode).
 
-use std::collections::BTreeMap;
-
 use burn::module::Module;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::AwdLstmConfig;
 use super::encoder::AwdLstm;
 use crate::dropout::{Dropout, Masks};
 use crate::error::{AwdError, Result};
-use crate::nn::batch_norm::{BatchNorm1d, RunningStats};
+use crate::nn::batch_norm::BatchNorm1d;
 use crate::nn::linear::{Linear, LinearConfig};
 use crate::nn::rename::PathRenamer;
-use crate::params::{HostTensor, load_values, named_values};
+
+pub use super::documents::DocBatch;
+use super::documents::concat_pool;
 
 /// The classifier's sizes and dropouts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -49,57 +49,6 @@ impl ClassifierConfig {
             .chain(self.lin_ftrs.iter().copied())
             .chain(std::iter::once(self.n_classes))
             .collect()
-    }
-
-    /// The configuration a fastai classifier's state dict was made with, from its names and
-    /// shapes: the encoder's sizes, the head's layers (a block whose Linear is at index 2 has a
-    /// dropout; its probability is not stored, and evaluation does not need it), fastai's chunk
-    /// length and `max_len` (72, 1,440).
-    pub fn infer(tensors: &BTreeMap<String, HostTensor>) -> Result<Self> {
-        let as_lm: BTreeMap<String, HostTensor> = tensors
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("0.module.")
-                    .map(|k| (format!("0.{k}"), v.clone()))
-            })
-            .collect();
-        let encoder = crate::checkpoint::fastai::infer_config(&as_lm)?;
-        let (mut dims, mut head_ps) = (Vec::new(), Vec::new());
-        for i in 0.. {
-            let linear = |j: usize| tensors.get(&format!("1.layers.{i}.{j}.weight"));
-            let Some((w, p)) = linear(2)
-                .map(|w| (w, 0.1))
-                .or_else(|| linear(1).map(|w| (w, 0.0)))
-            else {
-                break;
-            };
-            if w.shape.len() != 2 {
-                return Err(AwdError::Shape(format!(
-                    "1.layers.{i}: a Linear weight of shape {:?}",
-                    w.shape
-                )));
-            }
-            if dims.is_empty() {
-                dims.push(w.shape[1]);
-            }
-            dims.push(w.shape[0]);
-            head_ps.push(p);
-        }
-        if dims.len() < 2 || dims[0] != 3 * encoder.emb_size {
-            return Err(AwdError::Config(format!(
-                "not a fastai AWD-LSTM text classifier: no head of `1.layers.{{i}}` blocks taking {} pooled features",
-                3 * encoder.emb_size
-            )));
-        }
-        Ok(Self {
-            encoder,
-            n_classes: *dims.last().expect("two sizes or more"),
-            lin_ftrs: dims[1..dims.len() - 1].to_vec(),
-            head_ps,
-            bptt: 72,
-            max_len: 72 * 20,
-            multi_label: false,
-        })
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -201,76 +150,6 @@ impl PathRenamer for ClassifierNames {
 crate::renamed_module!(TextClassifier, parts, |m: &Self| ClassifierNames {
     linear_index: m.parts.layers.iter().map(|b| b.linear_index()).collect(),
 });
-
-/// A batch of documents as the classifier reads them: ids `[B, S]`, each row's document
-/// contiguous between pad tokens.
-#[derive(Debug, Clone)]
-pub struct DocBatch {
-    pub ids: Vec<u32>,
-    pub rows: usize,
-    pub width: usize,
-    /// Where each row's document starts and ends (exclusive).
-    pub spans: Vec<(usize, usize)>,
-}
-
-impl DocBatch {
-    /// fastai's layout (`pad_input_chunk`): each document padded at the front by whole chunks and
-    /// at the end by the remainder, so that every document's chunks start where it starts.
-    pub fn new(docs: &[&[u32]], bptt: usize, pad: u32) -> Result<Self> {
-        let width = docs.iter().map(|d| d.len()).max().unwrap_or(0);
-        if docs.is_empty() || docs.iter().any(|d| d.is_empty()) {
-            return Err(AwdError::Config(
-                "a classifier batch needs documents with at least one token each".into(),
-            ));
-        }
-        let mut ids = Vec::with_capacity(docs.len() * width);
-        let mut spans = Vec::with_capacity(docs.len());
-        for d in docs {
-            let short = width - d.len();
-            let front = short / bptt * bptt;
-            ids.extend(std::iter::repeat_n(pad, front));
-            ids.extend_from_slice(d);
-            ids.extend(std::iter::repeat_n(pad, short - front));
-            spans.push((front, front + d.len()));
-        }
-        Ok(Self {
-            ids,
-            rows: docs.len(),
-            width,
-            spans,
-        })
-    }
-
-    /// Ids `[B, S]` as given, each row's document the span between its first and last non-pad
-    /// token (fastai's batches).
-    pub fn from_padded(ids: Vec<u32>, rows: usize, pad: u32) -> Result<Self> {
-        let width = ids.len().checked_div(rows).unwrap_or(0);
-        if rows == 0 || width * rows != ids.len() {
-            return Err(AwdError::Shape(format!(
-                "{} ids do not form {rows} rows",
-                ids.len()
-            )));
-        }
-        let spans = ids
-            .chunks(width)
-            .enumerate()
-            .map(|(r, row)| {
-                let first = row.iter().position(|&t| t != pad);
-                let last = row.iter().rposition(|&t| t != pad);
-                match (first, last) {
-                    (Some(f), Some(l)) => Ok((f, l + 1)),
-                    _ => Err(AwdError::Config(format!("row {r} holds only padding"))),
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            ids,
-            rows,
-            width,
-            spans,
-        })
-    }
-}
 
 /// What one forward pass returns.
 #[derive(Debug, Clone)]
@@ -400,138 +279,4 @@ impl TextClassifier {
             enc: enc.select(0, inverse),
         })
     }
-
-    /// The tensors under fastai's names: parameters, the encoder's embedding repeated as
-    /// `0.module.encoder_dp.emb.weight`, and each BatchNorm's running statistics.
-    pub fn state_dict(&self) -> BTreeMap<String, HostTensor> {
-        let mut out: BTreeMap<String, HostTensor> = named_values(self).into_iter().collect();
-        if let Some(emb) = out.get(EMBEDDING).cloned() {
-            out.insert(EMBEDDING_DP_ALIAS.into(), emb);
-        }
-        for (i, block) in self.parts.layers.iter().enumerate() {
-            let s = &block.bn.stats;
-            let n = s.mean.len();
-            let key = |k: &str| format!("1.layers.{i}.0.{k}");
-            out.insert(
-                key("running_mean"),
-                HostTensor::new(vec![n], s.mean.clone()),
-            );
-            out.insert(key("running_var"), HostTensor::new(vec![n], s.var.clone()));
-            out.insert(
-                key("num_batches_tracked"),
-                HostTensor::new(vec![], vec![s.batches as f32]),
-            );
-        }
-        out
-    }
-
-    /// The encoder's weights replaced by those of a fastai encoder (`save_encoder`'s names:
-    /// `encoder.weight`, `encoder_dp.emb.weight`, `rnns.{l}.*`), as fastai's `load_encoder`;
-    /// a missing or misshapen tensor is named.
-    pub fn load_encoder(self, encoder: &BTreeMap<String, HostTensor>) -> Result<Self> {
-        let mut state = self.state_dict();
-        let mut problems = Vec::new();
-        for (key, slot) in state.iter_mut().filter(|(k, _)| k.starts_with("0.module.")) {
-            let name = &key["0.module.".len()..];
-            match encoder.get(name) {
-                None => problems.push(format!("{name}: missing")),
-                Some(t) if t.shape != slot.shape => problems.push(format!(
-                    "{name}: shape {:?}, the classifier's encoder needs {:?}",
-                    t.shape, slot.shape
-                )),
-                Some(t) => *slot = t.clone(),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(AwdError::Shape(problems.join("; ")));
-        }
-        load_values(self, &state)
-    }
-
-    /// A classifier of `config` holding `tensors` (fastai's names); missing, unexpected and
-    /// misshapen tensors are listed in one error.
-    pub fn from_state_dict(
-        tensors: &BTreeMap<String, HostTensor>,
-        config: &ClassifierConfig,
-        masks: &Masks,
-        device: &Device,
-    ) -> Result<Self> {
-        let model = Self::new(config, masks, device)?;
-        let expected = model.state_dict();
-        let mut problems: Vec<String> = tensors
-            .keys()
-            .filter(|k| !expected.contains_key(*k))
-            .map(|k| format!("{k}: unexpected"))
-            .collect();
-        for (k, want) in &expected {
-            match tensors.get(k) {
-                None => problems.push(format!("{k}: missing")),
-                Some(t) if t.shape != want.shape => problems.push(format!(
-                    "{k}: shape {:?}, the model needs {:?}",
-                    t.shape, want.shape
-                )),
-                _ => {}
-            }
-        }
-        if let (Some(a), Some(e)) = (tensors.get(EMBEDDING_DP_ALIAS), tensors.get(EMBEDDING))
-            && a != e
-        {
-            problems.push(format!(
-                "{EMBEDDING_DP_ALIAS}: differs from {EMBEDDING}, which it must repeat"
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(AwdError::Shape(problems.join("; ")));
-        }
-        let mut model = load_values(model, tensors)?;
-        for (i, block) in model.parts.layers.iter_mut().enumerate() {
-            let get = |k: &str| tensors[&format!("1.layers.{i}.0.{k}")].values.clone();
-            block.bn.stats = RunningStats {
-                mean: get("running_mean"),
-                var: get("running_var"),
-                batches: get("num_batches_tracked")[0] as i64,
-            };
-        }
-        Ok(model)
-    }
-}
-
-const EMBEDDING: &str = "0.module.encoder.weight";
-const EMBEDDING_DP_ALIAS: &str = "0.module.encoder_dp.emb.weight";
-
-/// fastai's `masked_concat_pool` with the pooled positions given per row: `enc` `[B, W, E]`,
-/// `at[b][w]` true where row `b` pools position `w` → `[B, 3E]`: [output at the last pooled
-/// position, max over them, mean over them].
-fn concat_pool(enc: Tensor<3>, at: &[Vec<bool>]) -> Result<Tensor<2>> {
-    let [rows, width, emb] = enc.dims();
-    let device = enc.device();
-    let mut last = vec![0f32; rows * width];
-    let mut weights = vec![0f32; rows * width];
-    for (r, row) in at.iter().enumerate() {
-        let n = row.iter().filter(|&&p| p).count();
-        let Some(l) = row.iter().rposition(|&p| p) else {
-            return Err(AwdError::Config(format!(
-                "document {r} has no position to pool"
-            )));
-        };
-        last[r * width + l] = 1.0;
-        for (w, &p) in row.iter().enumerate() {
-            if p {
-                weights[r * width + w] = 1.0 / n as f32;
-            }
-        }
-    }
-    let plane = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [rows, width, 1]), &device);
-    let last = (enc.clone() * plane(last)).sum_dim(1).reshape([rows, emb]);
-    let mean = (enc.clone() * plane(weights))
-        .sum_dim(1)
-        .reshape([rows, emb]);
-    let outside: Vec<bool> = at.iter().flatten().map(|&p| !p).collect();
-    let outside = Tensor::<3, Bool>::from_data(TensorData::new(outside, [rows, width, 1]), &device)
-        .expand([rows, width, emb]);
-    let max = enc
-        .mask_fill(outside, f32::NEG_INFINITY)
-        .max_dim(1)
-        .reshape([rows, emb]);
-    Ok(Tensor::cat(vec![last, max, mean], 1))
 }

@@ -3,6 +3,7 @@
 pub mod classifier;
 pub mod config;
 pub mod decoder;
+pub mod documents;
 pub mod encoder;
 pub mod lm;
 pub mod loss;

@@ -19,7 +19,19 @@ pub fn mean_loss(
     bptt: usize,
     device: &Device,
 ) -> Result<f64> {
-    let rows = Rows::new(ids, batch)?;
+    let (total, count) = loss_sum(model, &Rows::new(ids, batch)?, bptt, device)?;
+    Ok(total / count.max(1) as f64)
+}
+
+/// The summed cross-entropy of `model` over `rows` and the number of targets (a rank's share of
+/// an evaluation, to be summed over the ranks).
+pub fn loss_sum(
+    model: &mut LanguageModel,
+    rows: &Rows,
+    bptt: usize,
+    device: &Device,
+) -> Result<(f64, usize)> {
+    let batch = rows.batch;
     model.reset();
     let (mut total, mut count) = (0.0f64, 0usize);
     let mut i = 0;
@@ -33,7 +45,7 @@ pub fn mean_loss(
         i += seq;
     }
     model.reset();
-    Ok(total / count.max(1) as f64)
+    Ok((total, count))
 }
 
 /// The neural cache pointer (Grave et al., 2017) as the AWD-LSTM paper applies it.

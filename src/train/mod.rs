@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod pretrained;
+pub mod ranks;
 pub mod report;
 pub mod run_dir;
 pub mod state;

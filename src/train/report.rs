@@ -10,7 +10,8 @@ use super::metrics::{Metrics, Row, last_elapsed};
 use crate::error::Result;
 
 pub struct Reporter {
-    metrics: Metrics,
+    /// `None` on a rank that does not write.
+    metrics: Option<Metrics>,
     bar: ProgressBar,
     show: bool,
     log_every: usize,
@@ -29,7 +30,7 @@ impl Reporter {
     pub fn open(metrics: &Path, resume: bool, show: bool, log_every: usize) -> Result<Self> {
         Ok(Self {
             elapsed_before: if resume { last_elapsed(metrics) } else { 0.0 },
-            metrics: Metrics::open(metrics, resume)?,
+            metrics: Some(Metrics::open(metrics, resume)?),
             bar: ProgressBar::hidden(),
             show,
             log_every,
@@ -46,8 +47,24 @@ impl Reporter {
         self.elapsed_before + self.started.elapsed().as_secs_f64()
     }
 
-    pub fn metrics_path(&self) -> &Path {
-        self.metrics.path()
+    /// A reporter that shows and writes nothing (a data-parallel rank other than the first).
+    pub fn silent() -> Self {
+        Self {
+            metrics: None,
+            bar: ProgressBar::hidden(),
+            show: false,
+            log_every: usize::MAX,
+            loss: 0.0,
+            steps: 0,
+            tokens: 0,
+            since: Instant::now(),
+            started: Instant::now(),
+            elapsed_before: 0.0,
+        }
+    }
+
+    pub fn metrics_path(&self) -> Option<&Path> {
+        self.metrics.as_ref().map(|m| m.path())
     }
 
     /// A bar over an epoch of `len` positions, at `pos`.
@@ -93,14 +110,18 @@ impl Reporter {
             epoch + 1,
             mean.exp()
         ));
-        self.metrics.write(&Row {
+        let elapsed = self.elapsed();
+        let Some(metrics) = self.metrics.as_mut() else {
+            return Ok(());
+        };
+        metrics.write(&Row {
             step,
             epoch: epoch + 1,
             train_loss: Some(mean),
             val_loss: None,
             lr,
             tokens_per_s: tps,
-            elapsed_s: self.elapsed(),
+            elapsed_s: elapsed,
         })?;
         (self.loss, self.steps, self.tokens) = (0.0, 0, 0);
         self.since = Instant::now();
@@ -155,19 +176,23 @@ impl Reporter {
         tokens: u64,
     ) -> Result<()> {
         self.bar.finish_and_clear();
-        self.metrics.write(&Row {
+        let elapsed = self.elapsed();
+        let Some(metrics) = self.metrics.as_mut() else {
+            return Ok(());
+        };
+        metrics.write(&Row {
             step,
             epoch,
             train_loss: (self.steps > 0).then(|| self.loss / self.steps as f64),
             val_loss: Some(val),
             lr,
-            tokens_per_s: tokens as f64 / self.elapsed().max(1e-9),
-            elapsed_s: self.elapsed(),
+            tokens_per_s: tokens as f64 / elapsed.max(1e-9),
+            elapsed_s: elapsed,
         })
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.metrics.flush()
+        self.metrics.as_mut().map_or(Ok(()), |m| m.flush())
     }
 
     /// Leaves the bar where it is (a stop on request).

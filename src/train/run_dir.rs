@@ -18,6 +18,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Set (by Ctrl-C) to stop after the current step, saving a checkpoint.
     pub stop: Arc<AtomicBool>,
+    /// The ranks of a data-parallel job (one process: a single rank). Rank 0 alone writes.
+    pub dist: std::rc::Rc<crate::dist::Dist>,
 }
 
 /// The model file of a run directory.
@@ -49,7 +51,6 @@ impl RunOptions {
     /// unless asked to. Only a prepared directory starts a [`Trainer`](super::Trainer).
     pub fn prepare(self, overwrite: bool) -> Result<Prepared> {
         let dir = &self.out_dir;
-        std::fs::create_dir_all(dir).map_err(|e| AwdError::io(dir, e))?;
         for p in [self.state_path(), self.model_path()] {
             if p.exists() && !overwrite {
                 return Err(AwdError::Config(format!(
@@ -59,6 +60,10 @@ impl RunOptions {
                 )));
             }
         }
+        if !self.dist.is_writer() {
+            return Ok(Prepared(self));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| AwdError::io(dir, e))?;
         // Fail now, not at the first checkpoint, if the directory cannot be written.
         let probe = tempfile::NamedTempFile::new_in(dir).map_err(|e| AwdError::io(dir, e))?;
         drop(probe);

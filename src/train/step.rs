@@ -6,16 +6,21 @@ use std::collections::HashSet;
 
 use burn::module::{Module, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Int, Tensor};
+use std::rc::Rc;
+
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::{OptimizerKind, TrainConfig};
 use super::optim::{
     Averager, build, clip_factor, clip_global_norm, grad_norms, non_finite_gradient,
 };
+use crate::dist::Dist;
 use crate::error::{AwdError, Result};
 use crate::kernels::adam::Knobs;
 use crate::model::LanguageModel;
-use crate::params::{ParamMapper, ParamVisitor, map_params, param_ids_by_path, visit_params};
+use crate::params::{
+    HostTensor, ParamMapper, ParamVisitor, map_params, param_ids_by_path, visit_params,
+};
 
 /// Parameters that train together: one learning-rate factor, frozen or not.
 #[derive(Debug, Clone)]
@@ -82,6 +87,9 @@ pub struct TrainStep {
     pub groups: Vec<Group>,
     /// NT-ASGD's running average, once it averages.
     pub averager: Option<Averager>,
+    /// The ranks of a data-parallel job: each computes the gradient of its rows of the global
+    /// batch, and one all-reduce averages them (with the losses) before clipping and the update.
+    pub dist: Rc<Dist>,
 }
 
 impl TrainStep {
@@ -96,6 +104,7 @@ impl TrainStep {
             beta: cfg.beta,
             groups: Vec::new(),
             averager: None,
+            dist: Rc::new(Dist::single()),
         }
     }
 
@@ -188,23 +197,36 @@ impl TrainStep {
         inspect: impl FnOnce(&M, &GradientsParams),
     ) -> Result<(M, StepStats)> {
         let (total, reported) = loss(&mut model)?;
-        let values: Vec<f64> = Tensor::cat(vec![total.clone().detach(), reported], 0)
+        let mut values: Vec<f64> = Tensor::cat(vec![total.clone().detach(), reported], 0)
             .into_data()
             .convert::<f64>()
             .try_to_vec::<f64>()
             .expect("f64 values");
-        if !values.iter().all(|v| v.is_finite()) {
-            return Err(AwdError::Diverged(format!("the loss is {}", values[0])));
-        }
-        if let Some((what, reference, factor)) = limit
-            && values[1] > factor * reference
-        {
-            return Err(AwdError::Diverged(format!(
-                "the loss {:.3} is far above {what} {reference:.3}",
-                values[1]
-            )));
+        let check = |values: &[f64]| {
+            if !values.iter().all(|v| v.is_finite()) {
+                return Err(AwdError::Diverged(format!("the loss is {}", values[0])));
+            }
+            if let Some((what, reference, factor)) = limit
+                && values[1] > factor * reference
+            {
+                return Err(AwdError::Diverged(format!(
+                    "the loss {:.3} is far above {what} {reference:.3}",
+                    values[1]
+                )));
+            }
+            Ok(())
+        };
+        let ranks = self.dist.size();
+        // One process checks before any backward work; ranks decide together, on the averaged
+        // loss, after the all-reduce (a rank that stopped alone would leave the others waiting).
+        if ranks == 1 {
+            check(&values)?;
         }
         let mut grads = GradientsParams::from_grads(total.backward(), &model);
+        if ranks > 1 {
+            average_over_ranks(&model, &mut grads, &mut values, &self.dist);
+            check(&values)?;
+        }
         inspect(&model, &grads);
         let norms = grad_norms(&model, &grads);
         if let Some((name, n)) = non_finite_gradient(&norms) {
@@ -252,6 +274,68 @@ impl TrainStep {
             },
         ))
     }
+}
+
+/// Every rank's gradients and `values` (the losses) averaged, in place: one all-reduce over one
+/// flat buffer, parameters in visit order (the same on every rank), the losses at its end.
+fn average_over_ranks<M: Module>(
+    model: &M,
+    grads: &mut GradientsParams,
+    values: &mut [f64],
+    dist: &Dist,
+) {
+    struct Gather<'g> {
+        grads: &'g GradientsParams,
+        flat: Vec<f32>,
+    }
+    impl ParamVisitor for Gather<'_> {
+        fn visit<const D: usize>(&mut self, _: &str, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.flat.extend(HostTensor::from_tensor(g).values);
+            }
+        }
+    }
+    struct Scatter<'g> {
+        grads: &'g mut GradientsParams,
+        flat: &'g [f32],
+        at: usize,
+    }
+    impl ParamVisitor for Scatter<'_> {
+        fn visit<const D: usize>(&mut self, _: &str, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                let (shape, device) = (g.shape(), g.device());
+                let n = shape.num_elements();
+                let data = TensorData::new(self.flat[self.at..self.at + n].to_vec(), shape);
+                self.grads
+                    .register(param.id, Tensor::<D>::from_data(data, &device));
+                self.at += n;
+            }
+        }
+    }
+    let mut gather = Gather {
+        grads,
+        flat: Vec::new(),
+    };
+    visit_params(model, &mut gather);
+    let mut flat = gather.flat;
+    flat.extend(values.iter().map(|&v| v as f32));
+    let started = std::time::Instant::now();
+    dist.sum_f32(&mut flat);
+    dist.record(flat.len() * 4, started.elapsed().as_secs_f64());
+    let scale = 1.0 / dist.size() as f32;
+    flat.iter_mut().for_each(|v| *v *= scale);
+    let n = flat.len() - values.len();
+    for (v, &s) in values.iter_mut().zip(&flat[n..]) {
+        *v = s as f64;
+    }
+    visit_params(
+        model,
+        &mut Scatter {
+            grads,
+            flat: &flat[..n],
+            at: 0,
+        },
+    );
 }
 
 /// `grads` split by group (in the groups' order), and the gradients of parameters in no group.

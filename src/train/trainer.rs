@@ -4,9 +4,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::config::{OptimizerKind, Schedule, Stage, TrainConfig};
-use super::eval::mean_loss;
+use super::eval::loss_sum;
 use super::optim::{combined_cos, non_monotone, scheduled_lr};
 use super::pretrained::Pretrained;
+use super::ranks::{gather_rows, join, own_rows, reporter};
 use super::report::Reporter;
 use super::run_dir::{Outcome, Prepared, RunOptions, Summary};
 use super::state::{self, Live, Progress, TrainCheckpoint, init_model};
@@ -56,7 +57,8 @@ impl Trainer {
             masks,
             windows: state::window_lengths(&cfg),
         };
-        let report = Reporter::open(&opts.metrics_path(), false, opts.progress, cfg.log_every)?;
+        let report = reporter(&opts, false, cfg.log_every)?;
+        let live = join(live, &opts)?;
         Ok(Self {
             progress: Progress::start(),
             cfg,
@@ -72,13 +74,10 @@ impl Trainer {
     /// Continues the run of checkpoint `ck` (read from `opts.state_path()`) on `data`, the data it
     /// started on (the vocabulary is checked).
     pub fn resume(ck: TrainCheckpoint, data: Dataset, opts: RunOptions) -> Result<Self> {
-        let (model, live) = ck.restore(&opts.state_path(), &data, &opts.device)?;
-        let report = Reporter::open(
-            &opts.metrics_path(),
-            true,
-            opts.progress,
-            ck.config.log_every,
-        )?;
+        let (mut model, live) = ck.restore(&opts.state_path(), &data, &opts.device)?;
+        own_rows(&mut model, &opts.dist)?;
+        let live = join(live, &opts)?;
+        let report = reporter(&opts, true, ck.config.log_every)?;
         Ok(Self {
             cfg: ck.config,
             progress: ck.progress,
@@ -95,6 +94,8 @@ impl Trainer {
     pub fn run(&mut self) -> Result<Outcome> {
         let cfg = self.cfg.clone();
         let rows = Rows::new(&self.data.train, cfg.batch_size)?;
+        let (first, count) = self.opts.dist.rows(cfg.batch_size, "--batch-size")?;
+        let rows = rows.share(first, count);
         let last = rows.row_len.saturating_sub(2);
         let stages = cfg.stages();
         let spe = (rows.row_len - 1).div_ceil(cfg.bptt);
@@ -117,7 +118,7 @@ impl Trainer {
             self.report.start_epoch(p.epoch, rows.row_len, p.pos);
             let mut started = Instant::now();
             while self.progress.pos < last && self.progress.step < total_steps {
-                if self.opts.stop.load(Ordering::SeqCst) {
+                if self.stop_requested() {
                     self.report.abandon();
                     self.save()?;
                     let (step, checkpoint) = (self.progress.step, self.opts.state_path());
@@ -200,9 +201,19 @@ impl Trainer {
             train_tokens,
             entropy_rate: self.data.entropy_rate,
             model_path: self.opts.model_path(),
-            metrics_path: self.report.metrics_path().to_path_buf(),
+            metrics_path: self.opts.metrics_path(),
             plot_path: self.opts.plot_path(),
         }))
+    }
+
+    /// Whether to stop now: Ctrl-C here, or, in a data-parallel job, on any rank (the ranks
+    /// decide together, so that all of them save and stop at the same step).
+    fn stop_requested(&self) -> bool {
+        let mut stop = [self.opts.stop.load(Ordering::SeqCst) as u8 as f64];
+        if self.opts.dist.size() > 1 {
+            self.opts.dist.sum_f64(&mut stop);
+        }
+        stop[0] > 0.0
     }
 
     /// Sets the layer groups of stage `k` (frozen or not, each group's rate) when it begins.
@@ -250,15 +261,24 @@ impl Trainer {
             .published(self.model.as_ref().expect("model present"))
     }
 
+    /// Mean cross-entropy on `ids`, each rank evaluating its share of the rows.
     fn evaluate(&self, ids: &[u32]) -> Result<f64> {
         let (batch, bptt) = (self.cfg.eval_batch_size, self.cfg.bptt);
         let device = self.opts.device.clone().without_autodiff();
-        mean_loss(&mut self.eval_model(), ids, batch, bptt, &device)
+        let dist = &self.opts.dist;
+        let (first, count) = dist.rows(batch, "--eval-batch-size")?;
+        let rows = Rows::new(ids, batch)?.share(first, count);
+        let (total, n) = loss_sum(&mut self.eval_model(), &rows, bptt, &device)?;
+        let mut sums = [total, n as f64];
+        dist.sum_f64(&mut sums);
+        Ok(sums[0] / sums[1].max(1.0))
     }
 
     /// Writes the checkpoint, the curves and the model.
     fn save(&mut self) -> Result<()> {
         let model = self.model.as_ref().expect("model present");
+        // Every rank takes part: the checkpoint holds the hidden state of the global batch's rows.
+        let model = &gather_rows(model, &self.opts.dist);
         let ck = TrainCheckpoint::capture(
             &self.cfg,
             &self.data,
@@ -266,9 +286,12 @@ impl Trainer {
             model,
             &self.live,
         )?;
+        if !self.opts.dist.is_writer() {
+            return Ok(());
+        }
         state::save(&self.opts.state_path(), &ck)?;
         self.report.flush()?;
-        super::plot::plot(self.report.metrics_path(), &self.opts.plot_path())?;
+        super::plot::plot(&self.opts.metrics_path(), &self.opts.plot_path())?;
         let info = self.progress.model_info(&self.cfg, &self.data);
         let model = self.eval_model();
         native::save(&self.opts.model_path(), &model, &info)?;
