@@ -322,3 +322,31 @@ fn class_folders_read_as_imdb_is_laid_out() {
     let raw = read_raw(&tmp.path().join("flat"), &opts).unwrap();
     assert_eq!(raw.is_valid.iter().filter(|&&v| v).count(), 2);
 }
+
+/// fastai's `awd_lstm_clas_split`: the embedding, each LSTM layer, the head, every parameter in
+/// exactly one of them.
+#[test]
+fn layer_groups_are_fastais_classifier_split() {
+    use awd::classify::trainer::clas_groups;
+    use awd::params::param_ids_by_path;
+    let cfg = config();
+    let model = TextClassifier::new(&cfg, &Masks::default(), &device::cpu()).unwrap();
+    let groups = clas_groups(&model);
+    assert_eq!(groups.len(), cfg.encoder.n_layers + 2);
+    let paths = param_ids_by_path(&model);
+    let of = |id| groups.iter().position(|g| g.ids.contains(&id)).unwrap();
+    for (path, id) in &paths {
+        let want = if path.starts_with("0.module.encoder") {
+            0
+        } else if let Some(rest) = path.strip_prefix("0.module.rnns.") {
+            1 + rest[..1].parse::<usize>().unwrap()
+        } else {
+            cfg.encoder.n_layers + 1
+        };
+        assert_eq!(of(*id), want, "{path}");
+    }
+    assert_eq!(
+        groups.iter().map(|g| g.ids.len()).sum::<usize>(),
+        paths.len()
+    );
+}

@@ -21,31 +21,43 @@ fn accuracy(stdout: &str) -> f64 {
     stdout[at..].split('%').next().unwrap().parse().unwrap()
 }
 
-/// Documents whose class is told by one keyword among filler words, a fifth held out.
-fn keyword_docs(dir: &Path) -> PathBuf {
+/// 600 documents of filler words, each with the keywords of one of `choices` (label, keywords)
+/// inserted at random, the choice at random; a fifth held out.
+fn keyword_csv(path: &Path, seed: u64, choices: &[(&str, &[&str])]) {
     use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let filler = [
         "the", "a", "film", "plot", "actor", "scene", "was", "and", "but", "very",
     ];
-    let keys = [
-        ("pos", ["wonderful", "great", "superb"]),
-        ("neg", ["awful", "terrible", "dull"]),
-    ];
-    let path = dir.join("keywords.csv");
-    let mut w = csv::Writer::from_path(&path).unwrap();
+    let mut w = csv::Writer::from_path(path).unwrap();
     w.write_record(["label", "text", "is_valid"]).unwrap();
     for i in 0..600 {
-        let (label, words) = keys[rng.random_range(0..2)];
-        let n = rng.random_range(5..40);
+        let (label, keys) = choices[rng.random_range(0..choices.len())];
+        let n = rng.random_range(5..30);
         let mut text: Vec<&str> = (0..n)
             .map(|_| filler[rng.random_range(0..filler.len())])
             .collect();
-        text.insert(rng.random_range(0..n), words[rng.random_range(0..3)]);
+        for k in keys {
+            text.insert(rng.random_range(0..text.len()), k);
+        }
         let valid = if i % 5 == 0 { "True" } else { "False" };
         w.write_record([label, &text.join(" "), valid]).unwrap();
     }
     w.flush().unwrap();
+}
+
+/// Documents whose class is told by one keyword among filler words.
+fn keyword_docs(dir: &Path) -> PathBuf {
+    let path = dir.join("keywords.csv");
+    let choices: [(&str, &[&str]); 6] = [
+        ("pos", &["wonderful"]),
+        ("pos", &["great"]),
+        ("pos", &["superb"]),
+        ("neg", &["awful"]),
+        ("neg", &["terrible"]),
+        ("neg", &["dull"]),
+    ];
+    keyword_csv(&path, 0, &choices);
     path
 }
 
@@ -76,32 +88,14 @@ fn an_untrained_classifier_learns_a_keyword_rule() {
 /// label above the threshold.
 #[test]
 fn a_multi_label_classifier_learns_each_label() {
-    use rand::{Rng, SeedableRng};
     let tmp = tempfile::tempdir().unwrap();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let filler = [
-        "the", "a", "film", "plot", "actor", "scene", "was", "and", "but", "very",
-    ];
     let data = tmp.path().join("multi.csv");
-    let mut w = csv::Writer::from_path(&data).unwrap();
-    w.write_record(["label", "text", "is_valid"]).unwrap();
-    for i in 0..600 {
-        let (label, keys): (&str, &[&str]) = match rng.random_range(0..3) {
-            0 => ("x", &["xylophone"]),
-            1 => ("y", &["yacht"]),
-            _ => ("x;y", &["xylophone", "yacht"]),
-        };
-        let n = rng.random_range(5..30);
-        let mut text: Vec<&str> = (0..n)
-            .map(|_| filler[rng.random_range(0..filler.len())])
-            .collect();
-        for k in keys {
-            text.insert(rng.random_range(0..text.len()), k);
-        }
-        let valid = if i % 5 == 0 { "True" } else { "False" };
-        w.write_record([label, &text.join(" "), valid]).unwrap();
-    }
-    w.flush().unwrap();
+    let choices: [(&str, &[&str]); 3] = [
+        ("x", &["xylophone"]),
+        ("y", &["yacht"]),
+        ("x;y", &["xylophone", "yacht"]),
+    ];
+    keyword_csv(&data, 1, &choices);
     let out = tmp.path().join("run");
     let mut args = vec![
         "classify",

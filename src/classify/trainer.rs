@@ -20,45 +20,27 @@ use crate::model::loss::{
     activation_reg, class_cross_entropy, multi_label_bce, temporal_activation_reg,
 };
 use crate::model::{DocBatch, TextClassifier};
-use crate::params::param_ids_by_path;
 use crate::train::optim::{combined_cos, scheduled_lr};
 use crate::train::report::Reporter;
 use crate::train::run_dir::{Prepared, RunOptions};
-use crate::train::step::{Group, TrainStep};
+use crate::train::step::{Group, TrainStep, groups_by_path, lstm_layer};
 use crate::train::trainer::discriminative_factor;
 
 /// fastai's `awd_lstm_clas_split`: the embedding (`0.module.encoder.*`), each LSTM layer
 /// (`0.module.rnns.{l}.*`), then the head (`1.*`), in that order.
 pub fn clas_groups(model: &TextClassifier) -> Vec<Group> {
     let layers = model.encoder().rnns.len();
-    let mut groups: Vec<Group> = (0..layers + 2)
-        .map(|g| Group {
-            name: match g {
-                0 => "embedding".into(),
-                g if g <= layers => format!("LSTM layer {}", g - 1),
-                _ => "head".into(),
-            },
-            ids: Vec::new(),
-            lr_factor: 1.0,
-            frozen: false,
-            momentum: None,
-        })
+    let names = std::iter::once("embedding".to_string())
+        .chain((0..layers).map(|l| format!("LSTM layer {l}")))
+        .chain(["head".to_string()])
         .collect();
-    for (path, id) in param_ids_by_path(model) {
-        let g = if let Some(rest) = path.strip_prefix("0.module.rnns.") {
-            1 + rest
-                .split('.')
-                .next()
-                .and_then(|l| l.parse::<usize>().ok())
-                .unwrap_or(0)
-        } else if path.starts_with("0.") {
-            0
-        } else {
-            layers + 1
-        };
-        groups[g].ids.push(id);
-    }
-    groups
+    groups_by_path(model, names, |path| {
+        match lstm_layer(path, "0.module.rnns.") {
+            Some(l) => 1 + l,
+            None if path.starts_with("0.") => 0,
+            None => layers + 1,
+        }
+    })
 }
 
 /// How a classifier run ended.

@@ -35,17 +35,17 @@ pub struct Group {
     pub momentum: Option<f64>,
 }
 
-/// fastai's `awd_lstm_lm_split`: one group per LSTM layer (`0.rnns.{l}.*`), then the embedding
-/// with the decoder (`0.encoder.*`, `1.decoder.*`), in that order; rates 1, none frozen.
-pub fn lm_groups(model: &LanguageModel) -> Vec<Group> {
-    let layers = model.encoder().rnns.len();
-    let mut groups: Vec<Group> = (0..=layers)
-        .map(|l| Group {
-            name: if l < layers {
-                format!("LSTM layer {l}")
-            } else {
-                "embedding + decoder".into()
-            },
+/// Groups named `names`, each parameter of `model` in the group `group_of(its path)`; rates 1,
+/// none frozen.
+pub fn groups_by_path<M: Module>(
+    model: &M,
+    names: Vec<String>,
+    group_of: impl Fn(&str) -> usize,
+) -> Vec<Group> {
+    let mut groups: Vec<Group> = names
+        .into_iter()
+        .map(|name| Group {
+            name,
             ids: Vec::new(),
             lr_factor: 1.0,
             frozen: false,
@@ -53,13 +53,27 @@ pub fn lm_groups(model: &LanguageModel) -> Vec<Group> {
         })
         .collect();
     for (path, id) in param_ids_by_path(model) {
-        let layer = path
-            .strip_prefix("0.rnns.")
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|l| l.parse::<usize>().ok());
-        groups[layer.unwrap_or(layers)].ids.push(id);
+        groups[group_of(&path)].ids.push(id);
     }
     groups
+}
+
+/// The LSTM layer a parameter path names after `prefix` (`{prefix}{l}.…`).
+pub fn lstm_layer(path: &str, prefix: &str) -> Option<usize> {
+    path.strip_prefix(prefix)?.split('.').next()?.parse().ok()
+}
+
+/// fastai's `awd_lstm_lm_split`: one group per LSTM layer (`0.rnns.{l}.*`), then the embedding
+/// with the decoder (`0.encoder.*`, `1.decoder.*`), in that order; rates 1, none frozen.
+pub fn lm_groups(model: &LanguageModel) -> Vec<Group> {
+    let layers = model.encoder().rnns.len();
+    let names = (0..layers)
+        .map(|l| format!("LSTM layer {l}"))
+        .chain(["embedding + decoder".to_string()])
+        .collect();
+    groups_by_path(model, names, |path| {
+        lstm_layer(path, "0.rnns.").unwrap_or(layers)
+    })
 }
 
 /// What one step measured.
