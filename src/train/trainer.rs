@@ -96,6 +96,8 @@ impl Trainer {
         let rows = Rows::new(&self.data.train, cfg.batch_size)?;
         let (first, count) = self.opts.dist.rows(cfg.batch_size, "--batch-size")?;
         let rows = rows.share(first, count);
+        // Checked now rather than at the first validation, an epoch later.
+        self.opts.dist.rows(cfg.eval_batch_size, "--eval-batch-size")?;
         let last = rows.row_len.saturating_sub(2);
         let stages = cfg.stages();
         let spe = (rows.row_len - 1).div_ceil(cfg.bptt);
