@@ -97,7 +97,9 @@ impl Trainer {
         let (first, count) = self.opts.dist.rows(cfg.batch_size, "--batch-size")?;
         let rows = rows.share(first, count);
         // Checked now rather than at the first validation, an epoch later.
-        self.opts.dist.rows(cfg.eval_batch_size, "--eval-batch-size")?;
+        self.opts
+            .dist
+            .rows(cfg.eval_batch_size, "--eval-batch-size")?;
         let last = rows.row_len.saturating_sub(2);
         let stages = cfg.stages();
         let spe = (rows.row_len - 1).div_ceil(cfg.bptt);
