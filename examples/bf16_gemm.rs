@@ -3,7 +3,8 @@
 //! A plain register-blocked bf16 kernel (6 rows x 32 columns of f32 accumulators, operands
 //! rounded to bf16 to nearest-even, B packed in column panels of k-pairs, both cores over the
 //! panels), not yet tuned; prints GFLOP/s of each and the bf16 result's error relative to the
-//! f32 one: `cargo run --release --example bf16_gemm`.
+//! f32 one, after each instruction's one-core peak (`vdpbf16ps` against f32 `vfmadd`): `cargo run
+//! --release --example bf16_gemm`.
 use awd::kernels::gemm::{Mat, product};
 use rayon::prelude::*;
 
@@ -123,12 +124,48 @@ fn gemm_bf16(c: &mut [f32], a: &[u32], m: usize, k: usize, b: &[u32], n: usize) 
         });
 }
 
+/// One core's peak in GFLOP/s of `vdpbf16ps` (bf16 pairs into f32) or `vfmadd` (f32): 12
+/// independent accumulators, no memory traffic.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn peak(bf16: bool) -> f64 {
+    use std::arch::x86_64::*;
+    let n = 20_000_000usize;
+    let ones = _mm512_set1_epi32(0x3f80_3f80);
+    let (a, b) = unsafe {
+        (
+            std::mem::transmute::<__m512i, __m512bh>(ones),
+            std::mem::transmute::<__m512i, __m512bh>(ones),
+        )
+    };
+    let x = _mm512_set1_ps(1.0);
+    let mut acc = [_mm512_setzero_ps(); 12];
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        for v in acc.iter_mut() {
+            *v = if bf16 {
+                _mm512_dpbf16_ps(*v, a, b)
+            } else {
+                _mm512_fmadd_ps(x, x, *v)
+            };
+        }
+    }
+    let s = acc
+        .iter()
+        .fold(_mm512_setzero_ps(), |s, &v| _mm512_add_ps(s, v));
+    std::hint::black_box(_mm512_reduce_add_ps(s));
+    let flops = if bf16 { 64.0 } else { 32.0 } * 12.0 * n as f64;
+    flops / t.elapsed().as_secs_f64() / 1e9
+}
+
 fn main() {
     awd::alloc::tune();
     if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")) {
         println!("this CPU has no AVX512-BF16: nothing to measure");
         return;
     }
+    // SAFETY: checked just above.
+    let (pb, pf) = unsafe { (peak(true), peak(false)) };
+    println!("one core's peak: vdpbf16ps {pb:.1} GFLOP/s, f32 vfmadd {pf:.1} GFLOP/s");
     // (m, k, n): the window's input projections of P2 and the classifier, the recurrent products.
     for (label, m, k, n) in [
         ("P2 input projection, layer 0", 2240, 400, 4608),
