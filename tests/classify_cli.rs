@@ -61,6 +61,24 @@ fn keyword_docs(dir: &Path) -> PathBuf {
     path
 }
 
+/// `awd classify train` of a small untrained classifier on `data` into `out`: 20 epochs of one
+/// unfrozen stage, batches of 16; `extra` flags added.
+fn train_untrained(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "classify",
+        "train",
+        "--data",
+        s(data),
+        "--out",
+        s(out),
+        "--quiet",
+    ];
+    args.extend(["--emb-size", "32", "--hidden-size", "64", "--n-layers", "2"]);
+    args.extend(["--batch-size", "16", "--stages", "20:1e-2:0"]);
+    args.extend(extra);
+    awd(&args)
+}
+
 /// The training loop learns: an untrained classifier (its vocabulary from the documents) finds
 /// the keyword that tells each document's class.
 #[test]
@@ -68,18 +86,7 @@ fn an_untrained_classifier_learns_a_keyword_rule() {
     let tmp = tempfile::tempdir().unwrap();
     let data = keyword_docs(tmp.path());
     let out = tmp.path().join("run");
-    let mut args = vec![
-        "classify",
-        "train",
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-        "--quiet",
-    ];
-    args.extend(["--emb-size", "32", "--hidden-size", "64", "--n-layers", "2"]);
-    args.extend(["--batch-size", "16", "--stages", "20:1e-2:0"]);
-    let stdout = ok(&awd(&args));
+    let stdout = ok(&train_untrained(&data, &out, &[]));
     assert!(accuracy(&stdout) >= 95.0, "{stdout}");
 }
 
@@ -97,32 +104,7 @@ fn a_multi_label_classifier_learns_each_label() {
     ];
     keyword_csv(&data, 1, &choices);
     let out = tmp.path().join("run");
-    let mut args = vec![
-        "classify",
-        "train",
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-        "--quiet",
-    ];
-    args.extend([
-        "--multi-label",
-        "true",
-        "--emb-size",
-        "32",
-        "--hidden-size",
-        "64",
-    ]);
-    args.extend([
-        "--n-layers",
-        "2",
-        "--batch-size",
-        "16",
-        "--stages",
-        "20:1e-2:0",
-    ]);
-    let stdout = ok(&awd(&args));
+    let stdout = ok(&train_untrained(&data, &out, &["--multi-label", "true"]));
     assert!(accuracy(&stdout) >= 95.0, "{stdout}");
     let lines = tmp.path().join("lines.jsonl");
     std::fs::write(
