@@ -1,10 +1,11 @@
 //! Milliseconds of each fused kernel at the benchmark shapes (best of a few runs, since the
 //! machine is shared), to see where a training step goes:
-//! `cargo run --release --example kernel_times -- p1|p2`.
+//! `cargo run --release --example kernel_times -- p1|p2 [bf16]`.
 use std::time::Instant;
 
 use awd::bench::{VOCAB, p1, p2};
-use awd::kernels::decoder_ce::{forward_train, grad_w, grad_x, nll_chunked};
+use awd::kernels::Precision;
+use awd::kernels::decoder_ce::{Shape, forward_train, grad_w, grad_x, nll_chunked};
 use awd::kernels::lstm::{backward, forward};
 use awd::kernels::op::Buf;
 
@@ -36,6 +37,10 @@ fn main() {
         Some("p2") => p2(),
         _ => p1(),
     };
+    let precision = match std::env::args().nth(2).as_deref() {
+        Some("bf16") => Precision::Bf16,
+        _ => Precision::F32,
+    };
     let reps = 5;
     let (t, b) = (s.bptt, s.batch_size);
     let m = &s.model;
@@ -62,6 +67,7 @@ fn main() {
                 vec![0.0; b * h],
                 (t, b, i, h),
                 false,
+                precision,
             )
         };
         let fwd = best(reps, || {
@@ -80,7 +86,10 @@ fn main() {
     let w = random(v * e, 7);
     let bias = random(v, 8);
     let targets: Vec<usize> = (0..n).map(|k| k * 7919 % v).collect();
-    let dims = (n, e, v);
+    let dims = Shape {
+        dims: (n, e, v),
+        precision,
+    };
     let fwd = best(reps, || {
         forward_train(&x, &w, &bias, &targets, dims);
     });

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use awd::device;
 use awd::dropout::{MaskSource, Masks, WeightDropout};
+use awd::kernels::Precision;
 use awd::kernels::lstm_op::lstm_sequence;
-use awd::nn::lstm::lstm_direction;
+use awd::nn::lstm::{Direction, lstm_direction};
 use awd::nn::{LstmConfig, LstmState};
 use awd::params::{HostTensor, named_grads};
 use burn::tensor::{Distribution, Tensor};
@@ -43,6 +44,18 @@ type Run = (
     HostTensor,
 );
 
+/// The fused LSTM direction with f32 products.
+fn fused_f32(
+    x: Tensor<3>,
+    w_ih: Tensor<2>,
+    w_hh: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    state: (Tensor<2>, Tensor<2>),
+    reverse: bool,
+) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+    lstm_sequence(x, w_ih, w_hh, bias, state, reverse, Precision::F32)
+}
+
 fn run(
     wd: &WeightDropout<awd::nn::Lstm>,
     x: &Tensor<3>,
@@ -54,7 +67,11 @@ fn run(
     let (y, s) = wd.dropped().unwrap().forward_window_with(
         x.clone(),
         Some(state.clone()),
-        if fused { lstm_sequence } else { lstm_direction },
+        if fused {
+            &fused_f32 as Direction
+        } else {
+            &lstm_direction
+        },
     );
     let grads = (y.clone() * r.clone()).sum().backward();
     let g = named_grads(wd, &grads)
@@ -151,7 +168,7 @@ fn fused_lstm_runs_without_autodiff_too() {
     let dev = device::cpu();
     let lstm = LstmConfig::new(3, 4).with_batch_first(true).init(&dev);
     let x: Tensor<3> = Tensor::random([2, 5, 3], Distribution::Normal(0.0, 1.0), &dev);
-    let (a, sa) = lstm.forward_window_with(x.clone(), None, lstm_sequence);
+    let (a, sa) = lstm.forward_window_with(x.clone(), None, &fused_f32);
     let (b, sb) = lstm.forward_window(x, None);
     let host = HostTensor::from_tensor;
     for (what, got, want) in [
@@ -168,6 +185,7 @@ fn fused_lstm_runs_without_autodiff_too() {
 
 mod decoder {
     use awd::device;
+    use awd::kernels::Precision;
     use awd::kernels::decoder_ce::{CHUNK_ROWS, decoder_cross_entropy};
     use awd::model::loss::cross_entropy;
     use awd::nn::linear::linear;
@@ -209,7 +227,8 @@ mod decoder {
             let b: Option<Tensor<1>> = bias.then(|| Tensor::random([v], Distribution::Normal(0.0, 1.0), &dev).require_grad());
             let t = targets(n, v, seed, &dev);
 
-            let fused = decoder_cross_entropy(x.clone(), w.clone(), b.clone(), t.clone());
+            let fused =
+                decoder_cross_entropy(x.clone(), w.clone(), b.clone(), t.clone(), Precision::F32);
             let g1 = fused.clone().backward();
             let want = reference(x.clone(), w.clone(), b.clone(), t.clone());
             let g2 = want.clone().backward();
@@ -238,7 +257,13 @@ mod decoder {
             let w: Tensor<2> = Tensor::random([37, 5], Distribution::Normal(0.0, 1.0), &dev);
             let b: Tensor<1> = Tensor::random([37], Distribution::Normal(0.0, 1.0), &dev);
             let t = targets(n, 37, 3, &dev);
-            let fused = decoder_cross_entropy(x.clone(), w.clone(), Some(b.clone()), t.clone());
+            let fused = decoder_cross_entropy(
+                x.clone(),
+                w.clone(),
+                Some(b.clone()),
+                t.clone(),
+                Precision::F32,
+            );
             let want = reference(x, w, Some(b), t);
             assert!(
                 rel_close(

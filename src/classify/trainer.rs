@@ -94,6 +94,7 @@ impl ClassifierTrainer {
                 .load_encoder(&e.tensors)
                 .map_err(|err| AwdError::checkpoint(&e.source, err.to_string()))?;
         }
+        model.parts.encoder.precision = cfg.precision;
         let info = ClassifierInfo {
             config,
             vocab,

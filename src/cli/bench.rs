@@ -2,6 +2,7 @@
 
 use crate::bench::{self, PRESET};
 use crate::device;
+use crate::kernels::Precision;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Config {
@@ -29,13 +30,17 @@ pub struct BenchArgs {
     pub train_loop: bool,
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// The products' operands: f32, or bf16 with f32 sums.
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: Precision,
 }
 
 /// Length of the classifier benchmark's documents (tokens).
 const CLAS_DOC_LEN: usize = 250;
 
 fn clas(args: &BenchArgs, device: &crate::device::Device) -> anyhow::Result<bool> {
-    let cfg = bench::clas_config();
+    let mut cfg = bench::clas_config();
+    cfg.precision = args.precision;
     let steps = args.steps.unwrap_or(3).max(1);
     let m = &cfg.model;
     println!(
@@ -69,17 +74,19 @@ fn clas(args: &BenchArgs, device: &crate::device::Device) -> anyhow::Result<bool
 
 pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let device = device::select(&args.device)?;
-    let (name, cfg, default_steps) = match args.config {
+    super::note_precision(args.precision);
+    let (name, mut cfg, default_steps) = match args.config {
         Config::P1 => ("p1", bench::p1(), 10),
         Config::P2 => ("p2", bench::p2(), 3),
         Config::Clas => return clas(&args, &device),
     };
+    cfg.precision = args.precision;
     let steps = args.steps.unwrap_or(default_steps).max(1);
     let m = &cfg.model;
     println!(
         "{name}: vocab {} emb {} hidden {} layers {} batch {} bptt {}; preset {PRESET:?}'s step: \
          {:?} (lr {}, betas {}/{}, eps {}, weight decay {}), clip {}, AR {} TAR {}, its dropouts; \
-         {steps} steps on {}",
+         {steps} steps on {}, {:?} products",
         bench::VOCAB,
         m.emb_size,
         m.hidden_size,
@@ -95,7 +102,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
         cfg.clip,
         cfg.alpha,
         cfg.beta,
-        args.device
+        args.device,
+        cfg.precision
     );
     if args.all {
         let e = bench::eval(&cfg, steps, &device)?;

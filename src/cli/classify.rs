@@ -132,6 +132,7 @@ fn train(args: TrainArgs) -> anyhow::Result<bool> {
         cfg = crate::hyper::from_toml_file(path, cfg)?;
     }
     args.flags.apply(&mut cfg);
+    super::note_precision(cfg.precision);
     if let Some(spec) = &args.stages {
         cfg.stages = ClasStage::parse_list(spec)?;
     }

@@ -10,6 +10,7 @@ use crate::data::dataset::{encode_file, reverse_documents};
 use crate::data::{DocOptions, Source, Vocab, vocab::UNK};
 use crate::device::{self, Device};
 use crate::dropout::Masks;
+use crate::kernels::Precision;
 use crate::model::LanguageModel;
 use crate::train::eval::{CacheConfig, bits, mean_loss, mean_loss_with_cache};
 
@@ -31,6 +32,9 @@ pub struct ModelSource {
     /// awd's own models say so themselves).
     #[arg(long)]
     pub backwards: bool,
+    /// The products' operands: f32, or bf16 with f32 sums.
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: Precision,
 }
 
 /// A model read with what it needs to read text.
@@ -47,8 +51,10 @@ impl ModelSource {
     /// otherwise).
     pub fn load(&self, device: &Device) -> crate::Result<Loaded> {
         let masks = Masks::default();
-        let (model, info) =
+        let (mut model, info) =
             native::load_with_vocab(&self.model, self.vocab.as_deref(), &masks, device)?;
+        model.set_precision(self.precision);
+        super::note_precision(self.precision);
         let level = self.level.unwrap_or_else(|| {
             serde_json::from_value(info.extra["level"].clone()).unwrap_or(Level::Word)
         });

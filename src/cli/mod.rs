@@ -60,6 +60,16 @@ enum Command {
 }
 
 /// `runs/NAME`, or `runs/NAME-2`, `-3`, ... : the first that does not exist yet.
+/// Says on stderr what multiplies bf16 operands here, when `precision` is bf16.
+fn note_precision(precision: crate::kernels::Precision) {
+    if precision == crate::kernels::Precision::Bf16 {
+        eprintln!(
+            "precision bf16: products on {}",
+            crate::kernels::bf16::Unit::get().describe()
+        );
+    }
+}
+
 fn new_run_dir(name: &str) -> std::path::PathBuf {
     let base = std::path::PathBuf::from("runs").join(name);
     (1..)

@@ -141,6 +141,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
                 data.valid.len()
             );
         }
+        if writer {
+            super::note_precision(cfg.precision);
+        }
         if cfg.backwards && writer {
             eprintln!("each document is read backwards, for a backward model");
         }

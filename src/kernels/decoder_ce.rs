@@ -17,7 +17,8 @@ use burn_autodiff::ops::{Backward, Ops};
 use burn_flex::Flex;
 use rayon::prelude::*;
 
-use super::gemm::{Mat, gemm, product};
+use super::bf16::Precision;
+use super::gemm::{Mat, Rhs, product_in};
 use super::math;
 use super::op::{Buf, Lowered, flex, fused_op, host};
 
@@ -27,6 +28,13 @@ pub const CHUNK_ROWS: usize = 512;
 
 /// `(rows, e, v)`: rows of `x`, embedding size, vocabulary size.
 type Dims = (usize, usize, usize);
+
+/// The products' precision and shapes.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub dims: Dims,
+    pub precision: Precision,
+}
 
 /// What the training forward leaves for the backward.
 #[derive(Debug)]
@@ -56,9 +64,9 @@ fn exp_row(row: &mut [f32], bias: &[f32], t: usize) -> (f64, f32) {
 
 /// The training forward on host slices: logits, loss and the logit gradient, see [`CeGrad`].
 /// `x` `[N, E]`, `w` `[V, E]`, `bias` `[V]`, targets `[N]` (each `< V`).
-pub fn forward_train(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], dims: Dims) -> CeGrad {
-    let (n, e, v) = dims;
-    let mut d = product(Mat::new(x, n, e), Mat::t(w, v, e), 1.0);
+pub fn forward_train(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], s: Shape) -> CeGrad {
+    let (n, e, v) = s.dims;
+    let mut d = product_in(s.precision, Mat::new(x, n, e), Mat::t(w, v, e), 1.0);
     let rows = row_block(n);
     let parts: Vec<(f64, Vec<f32>)> = d
         .par_chunks_mut(rows * v)
@@ -91,15 +99,16 @@ pub fn forward_train(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], dims
 }
 
 /// Summed negative log-likelihood only, in chunks of [`CHUNK_ROWS`] rows.
-pub fn nll_chunked(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], dims: Dims) -> f64 {
-    let (n, e, v) = dims;
+pub fn nll_chunked(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], s: Shape) -> f64 {
+    let (n, e, v) = s.dims;
+    let w_t = Rhs::new(s.precision, Mat::t(w, v, e));
     let mut buf = vec![0.0f32; CHUNK_ROWS.min(n) * v];
     let mut nll = 0.0f64;
     for start in (0..n).step_by(CHUNK_ROWS) {
         let rows = CHUNK_ROWS.min(n - start);
         let out = &mut buf[..rows * v];
         let xs = &x[start * e..(start + rows) * e];
-        gemm(out, Mat::new(xs, rows, e), Mat::t(w, v, e), false);
+        w_t.mul_into(out, Mat::new(xs, rows, e), false);
         nll += out
             .par_chunks_mut(v)
             .zip(targets[start..start + rows].par_iter())
@@ -110,20 +119,22 @@ pub fn nll_chunked(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], dims: 
 }
 
 /// `dx = scale · d · W` `[N, E]`.
-pub fn grad_x(d: &[f32], w: &[f32], scale: f32, (n, e, v): Dims) -> Vec<f32> {
-    product(Mat::new(d, n, v), Mat::new(w, v, e), scale)
+pub fn grad_x(d: &[f32], w: &[f32], scale: f32, s: Shape) -> Vec<f32> {
+    let (n, e, v) = s.dims;
+    product_in(s.precision, Mat::new(d, n, v), Mat::new(w, v, e), scale)
 }
 
 /// `dW = scale · d^T · x` `[V, E]`, formed as `x^T · d` `[E, V]` and transposed: with the
 /// long dimension V as the product's columns it runs 10–20% faster (examples/gemm_shapes.rs).
-pub fn grad_w(d: &[f32], x: &[f32], scale: f32, (n, e, v): Dims) -> Vec<f32> {
-    let dw_t = product(Mat::t(x, n, e), Mat::new(d, n, v), scale);
+pub fn grad_w(d: &[f32], x: &[f32], scale: f32, s: Shape) -> Vec<f32> {
+    let (n, e, v) = s.dims;
+    let dw_t = product_in(s.precision, Mat::t(x, n, e), Mat::new(d, n, v), scale);
     math::transpose(&dw_t, e, v)
 }
 
 #[derive(Debug)]
 struct Saved {
-    dims: Dims,
+    shape: Shape,
     x: Buf,
     w: Buf,
     grad: CeGrad,
@@ -137,16 +148,16 @@ impl Backward<Flex, 3> for DecoderCeBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let s = &ops.state;
-        let (n, e, v) = s.dims;
+        let (n, e, v) = s.shape.dims;
         // The forward holds the gradient of the summed loss; the op's output is the mean.
         let scale = host(&grads.consume::<Flex>(&ops.node))[0] / n as f32;
         let [px, pw, pb] = ops.parents;
         if let Some(node) = px {
-            let dx = grad_x(&s.grad.d, &s.w, scale, s.dims);
+            let dx = grad_x(&s.grad.d, &s.w, scale, s.shape);
             grads.register::<Flex>(node.id, flex(dx, vec![n, e]));
         }
         if let Some(node) = pw {
-            let dw = grad_w(&s.grad.d, &s.x, scale, s.dims);
+            let dw = grad_w(&s.grad.d, &s.x, scale, s.shape);
             grads.register::<Flex>(node.id, flex(dw, vec![v, e]));
         }
         if let Some(node) = pb {
@@ -157,17 +168,21 @@ impl Backward<Flex, 3> for DecoderCeBackward {
 }
 
 /// Mean cross-entropy of `x` `[N, E]` · `weight^T` (`[V, E]`) + `bias` against `targets` `[N]`,
-/// as one operation on the flex backend; differentiable with respect to `x`, `weight` and
-/// `bias`.
+/// as one operation on the flex backend, its products in `precision`; differentiable with
+/// respect to `x`, `weight` and `bias`.
 pub fn decoder_cross_entropy(
     x: Tensor<2>,
     weight: Tensor<2>,
     bias: Option<Tensor<1>>,
     targets: Tensor<1, Int>,
+    precision: Precision,
 ) -> Tensor<1> {
     let [n, e] = x.dims();
     let v = weight.dims()[0];
-    let dims = (n, e, v);
+    let shape = Shape {
+        dims: (n, e, v),
+        precision,
+    };
     let bias = bias.unwrap_or_else(|| Tensor::zeros([v], &x.device()));
     let targets: Vec<usize> = targets
         .into_data()
@@ -182,11 +197,11 @@ pub fn decoder_cross_entropy(
     fused_op(DecoderCeBackward, inputs, |[x, w, b], tracked| {
         let (x, w, b) = (Buf::from_flex(x), Buf::from_flex(w), Buf::from_flex(b));
         if !tracked {
-            return (None, mean(nll_chunked(&x, &w, &b, &targets, dims)));
+            return (None, mean(nll_chunked(&x, &w, &b, &targets, shape)));
         }
-        let grad = forward_train(&x, &w, &b, &targets, dims);
+        let grad = forward_train(&x, &w, &b, &targets, shape);
         let loss = mean(grad.nll);
-        (Some(Arc::new(Saved { dims, x, w, grad })), loss)
+        (Some(Arc::new(Saved { shape, x, w, grad })), loss)
     })
     .tensor()
 }

@@ -1,5 +1,7 @@
-//! Single-precision GEMM on host slices, through the `gemm` crate (the one Burn's CPU backend
-//! uses, with its AVX-512 kernels enabled), with both cores.
+//! GEMM on host slices: f32 through the `gemm` crate (the one Burn's CPU backend uses, with its
+//! AVX-512 kernels enabled), or bf16 operands with f32 sums ([`super::bf16`]), with both cores.
+
+use super::bf16::{self, PackedA, PackedB, Precision, Unit};
 
 /// A row-major matrix view, optionally transposed: `rows x cols` as seen by the product.
 #[derive(Clone, Copy)]
@@ -49,6 +51,7 @@ struct Product<'a> {
     /// Add to the destination instead of overwriting it.
     accumulate: bool,
     scale: f32,
+    precision: Precision,
 }
 
 impl<'a> Product<'a> {
@@ -58,6 +61,7 @@ impl<'a> Product<'a> {
             b,
             accumulate: false,
             scale: 1.0,
+            precision: Precision::F32,
         }
     }
 
@@ -98,10 +102,16 @@ impl<'a> Product<'a> {
     }
 }
 
-/// `c = accumulate * c + a · b` with `c` row-major `a.rows x b.cols`.
+/// `c = accumulate * c + a · b` with `c` row-major `a.rows x b.cols`, in f32.
 pub fn gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    gemm_in(Precision::F32, c, a, b, accumulate)
+}
+
+/// [`gemm`] with operands in `precision`.
+pub fn gemm_in(precision: Precision, c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     Product {
         accumulate,
+        precision,
         ..Product::new(a, b)
     }
     .into_slice(c)
@@ -110,11 +120,72 @@ pub fn gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
 /// `scale · a · b` as a new row-major `a.rows x b.cols` buffer, written by the product alone:
 /// large results skip the zero-filling pass of `vec![0.0; n]` (a memset of up to 90 MB a step).
 pub fn product(a: Mat<'_>, b: Mat<'_>, scale: f32) -> Vec<f32> {
+    product_in(Precision::F32, a, b, scale)
+}
+
+/// [`product`] with operands in `precision`.
+pub fn product_in(precision: Precision, a: Mat<'_>, b: Mat<'_>, scale: f32) -> Vec<f32> {
     Product {
         scale,
+        precision,
         ..Product::new(a, b)
     }
     .into_vec()
+}
+
+/// A right operand `[K, N]` that many products share (a weight over a window), prepared once
+/// for the precision: as it is (f32), packed in bf16 tiles, or rounded to bf16 values where the
+/// CPU multiplies bf16 by emulation.
+pub enum Rhs<'a> {
+    F32(Mat<'a>),
+    Packed(PackedB),
+    Rounded { data: Vec<f32>, k: usize, n: usize },
+}
+
+impl<'a> Rhs<'a> {
+    pub fn new(precision: Precision, b: Mat<'a>) -> Self {
+        match (precision, Unit::get()) {
+            (Precision::F32, _) => Rhs::F32(b),
+            (Precision::Bf16, Unit::Emulated) => Rhs::Rounded {
+                data: bf16::rounded(b),
+                k: b.rows,
+                n: b.cols,
+            },
+            (Precision::Bf16, _) => Rhs::Packed(PackedB::new(b)),
+        }
+    }
+
+    /// `out = a · self` (or `out += …`): `a` `[M, K]`, `out` `[M, N]` row-major.
+    pub fn mul_into(&self, out: &mut [f32], a: Mat<'_>, accumulate: bool) {
+        match self {
+            Rhs::F32(b) => gemm(out, a, *b, accumulate),
+            Rhs::Rounded { data, k, n } => {
+                let ra = bf16::rounded(a);
+                gemm(
+                    out,
+                    Mat::new(&ra, a.rows, a.cols),
+                    Mat::new(data, *k, *n),
+                    accumulate,
+                )
+            }
+            Rhs::Packed(b) => {
+                let (rows, cols) = (a.rows, b.cols());
+                assert!(
+                    out.len() >= rows * cols && a.cols == b.depth(),
+                    "product shapes"
+                );
+                if rows == 0 || cols == 0 {
+                    return;
+                }
+                let pa = PackedA::new(a);
+                // SAFETY: `out` holds `rows x cols` values (checked) and, a `&mut`, aliases
+                // nothing.
+                unsafe {
+                    bf16::packed_product_into(out.as_mut_ptr(), cols, &pa, b, accumulate, 1.0)
+                }
+            }
+        }
+    }
 }
 
 impl Product<'_> {
@@ -127,12 +198,29 @@ impl Product<'_> {
             b,
             accumulate,
             scale,
+            precision,
         } = self;
         let (m, k, n) = (a.rows, a.cols, b.cols);
         assert_eq!(k, b.rows, "inner dimensions");
         assert!(k > 0, "empty inner dimension");
         if m == 0 || n == 0 {
             return;
+        }
+        if precision == Precision::Bf16 {
+            if Unit::get() == Unit::Emulated {
+                let (ra, rb) = (bf16::rounded(a), bf16::rounded(b));
+                let f32_product = Product {
+                    a: Mat::new(&ra, m, k),
+                    b: Mat::new(&rb, k, n),
+                    precision: Precision::F32,
+                    ..self
+                };
+                // SAFETY: the caller's contract, for operands of the same shapes.
+                return unsafe { f32_product.into_ptr(c) };
+            }
+            let (pa, pb) = (PackedA::new(a), PackedB::new(b));
+            // SAFETY: the caller's contract: `c` holds `m x n` values at row stride `n`.
+            return unsafe { bf16::packed_product_into(c, n, &pa, &pb, accumulate, scale) };
         }
         let (dst_cs, dst_rs) = (1, n as isize);
         let (a_cs, a_rs) = a.strides();

@@ -12,7 +12,8 @@ use rayon::prelude::*;
 
 use super::op::Buf;
 
-use super::gemm::{Mat, gemm, product};
+use super::bf16::Precision;
+use super::gemm::{Mat, Rhs, gemm, product_in};
 use super::math;
 use super::panels::Panels;
 
@@ -21,9 +22,10 @@ use super::panels::Panels;
 /// for a matrix product (at 32 rows the layout pass is repaid from the second step on, at
 /// H = 200 to 1152: examples/panel_gemm.rs), used as it is for narrow batches, where the product
 /// is a matrix-vector one (batch-1 generation runs one step per call, and laying out 21 MB for
-/// it would triple its cost).
+/// it would triple its cost). In bf16, the weight is packed in tiles once a window.
 enum Recurrent<'a> {
     Panels(Panels),
+    Bf16(Rhs<'a>),
     /// `W_hh` row-major; `transposed`: the product is with `W_hhᵀ`.
     Plain {
         w: &'a [f32],
@@ -33,7 +35,23 @@ enum Recurrent<'a> {
 }
 
 impl<'a> Recurrent<'a> {
-    fn new(w_hh: &'a [f32], (t, b, h): (usize, usize, usize), transposed: bool) -> Self {
+    fn new(
+        w_hh: &'a [f32],
+        (t, b, h): (usize, usize, usize),
+        transposed: bool,
+        precision: Precision,
+    ) -> Self {
+        if precision == Precision::Bf16 {
+            // out = x · W_hhᵀ: the right operand is W_hhᵀ `[H, 4H]` (or W_hh `[4H, H]`).
+            return Recurrent::Bf16(Rhs::new(
+                precision,
+                if transposed {
+                    Mat::new(w_hh, 4 * h, h)
+                } else {
+                    Mat::t(w_hh, 4 * h, h)
+                },
+            ));
+        }
         if t >= 2 && b >= 4 {
             Recurrent::Panels(if transposed {
                 Panels::pack_transposed(w_hh, 4 * h, h)
@@ -54,6 +72,10 @@ impl<'a> Recurrent<'a> {
     fn mul_into(&self, out: &mut [f32], x: &[f32], n: usize, accumulate: bool) {
         match self {
             Recurrent::Panels(p) => p.mul_into(out, x, n, accumulate),
+            Recurrent::Bf16(w) => {
+                let k = x.len() / n.max(1);
+                w.mul_into(out, Mat::new(x, n, k), accumulate)
+            }
             Recurrent::Plain { w, transposed, h } => {
                 let (h, g4) = (*h, 4 * *h);
                 let w_t = if *transposed {
@@ -75,6 +97,8 @@ pub struct LstmSaved {
     pub i: usize,
     pub h: usize,
     pub reverse: bool,
+    /// The products' operand precision (the backward's as the forward's).
+    pub precision: Precision,
     pub x: Buf,
     pub w_ih: Buf,
     pub w_hh: Buf,
@@ -115,10 +139,11 @@ pub fn forward(
     c0: Vec<f32>,
     (t, b, i, h): (usize, usize, usize, usize),
     reverse: bool,
+    precision: Precision,
 ) -> LstmSaved {
     let g4 = 4 * h;
     // Input projection for every timestep at once.
-    let mut gates = product(Mat::new(&x, t * b, i), Mat::t(&w_ih, g4, i), 1.0);
+    let mut gates = product_in(precision, Mat::new(&x, t * b, i), Mat::t(&w_ih, g4, i), 1.0);
     if let Some(bias) = bias {
         gates.par_chunks_mut(g4).for_each(|row| {
             row.iter_mut().zip(bias).for_each(|(g, b)| *g += b);
@@ -126,7 +151,7 @@ pub fn forward(
     }
     let mut c = vec![0.0f32; t * b * h];
     let mut y = vec![0.0f32; t * b * h];
-    let rec = Recurrent::new(&w_hh, (t, b, h), false);
+    let rec = Recurrent::new(&w_hh, (t, b, h), false, precision);
     let order: Vec<usize> = if reverse {
         (0..t).rev().collect()
     } else {
@@ -186,6 +211,7 @@ pub fn forward(
         i,
         h,
         reverse,
+        precision,
         x,
         w_ih,
         w_hh,
@@ -221,7 +247,7 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
     let mut dh = vec![0.0f32; b * h];
     let mut dc = vec![0.0f32; b * h];
     // dh_{t-1} = dG_t · W_hh = dG_t · (W_hhᵀ)ᵀ
-    let rec_t = Recurrent::new(&s.w_hh, (t, b, h), true);
+    let rec_t = Recurrent::new(&s.w_hh, (t, b, h), true, s.precision);
     // h_{t-1} for every step, in time order: the product dW_hh = dG^T · H_prev needs it.
     let mut h_prev_all = vec![0.0f32; t * b * h];
     let order: Vec<usize> = if s.reverse {
@@ -285,13 +311,16 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
             });
         rec_t.mul_into(&mut dh, dg, b, false);
     }
-    let dw_hh = product(
-        Mat::t(&dgates, t * b, g4),
-        Mat::new(&h_prev_all, t * b, h),
+    let p = s.precision;
+    let dg_t = Mat::t(&dgates, t * b, g4);
+    let dw_hh = product_in(p, dg_t, Mat::new(&h_prev_all, t * b, h), 1.0);
+    let dw_ih = product_in(p, dg_t, Mat::new(&s.x, t * b, i), 1.0);
+    let dx = product_in(
+        p,
+        Mat::new(&dgates, t * b, g4),
+        Mat::new(&s.w_ih, g4, i),
         1.0,
     );
-    let dw_ih = product(Mat::t(&dgates, t * b, g4), Mat::new(&s.x, t * b, i), 1.0);
-    let dx = product(Mat::new(&dgates, t * b, g4), Mat::new(&s.w_ih, g4, i), 1.0);
     let dbias = math::column_sums(&dgates, g4);
     (dx, dw_ih, dw_hh, dbias)
 }

@@ -19,6 +19,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops};
 use burn_flex::Flex;
 
+use super::bf16::Precision;
 use super::lstm::{LstmSaved, backward, forward};
 use super::op::{Buf, Lowered, flex, fused_op, host};
 
@@ -60,6 +61,7 @@ pub fn lstm_sequence(
     bias: Option<Tensor<1>>,
     (h0, c0): (Tensor<2>, Tensor<2>),
     reverse: bool,
+    precision: Precision,
 ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
     let [t, b, i] = x.dims();
     let h = w_hh.dims()[1];
@@ -82,6 +84,7 @@ pub fn lstm_sequence(
             host(c0.flex()),
             (t, b, i, h),
             reverse,
+            precision,
         );
         let (hn, cn) = saved.final_state();
         finals = Some((flex(hn, vec![b, h]), flex(cn, vec![b, h])));

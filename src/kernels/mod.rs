@@ -10,6 +10,7 @@
 //! `examples/kernel_times.rs`, `gemm_shapes.rs` and `panel_gemm.rs` measure them.
 
 pub mod adam;
+pub mod bf16;
 pub mod decoder_ce;
 pub mod gemm;
 pub mod lstm;
@@ -18,4 +19,5 @@ pub mod math;
 pub mod op;
 pub mod panels;
 
+pub use bf16::Precision;
 pub use op::Impl;

@@ -7,8 +7,8 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use super::config::AwdLstmConfig;
 use crate::dropout::{EmbeddingDropout, Masks, RnnDropout, WeightDropout};
 use crate::error::Result;
-use crate::kernels::Impl;
 use crate::kernels::lstm_op::lstm_sequence;
+use crate::kernels::{Impl, Precision};
 use crate::nn::lstm::{Direction, lstm_direction};
 use crate::nn::{Lstm, LstmConfig, LstmState};
 
@@ -35,6 +35,9 @@ pub struct AwdLstm {
     /// model's one setting ([`Impl`]).
     #[module(skip)]
     pub imp: Impl,
+    /// The fused kernels' product precision ([`Precision`]); the reference ops are f32.
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 impl AwdLstm {
@@ -76,6 +79,7 @@ impl AwdLstm {
             hidden: None,
             config: config.clone(),
             imp: Impl::default(),
+            precision: Precision::default(),
         })
     }
 
@@ -96,10 +100,14 @@ impl AwdLstm {
         out = self.input_dp.forward(out)?;
         let last = self.rnns.len() - 1;
         let mut new_hidden = Vec::with_capacity(self.rnns.len());
+        let precision = self.precision;
+        let fused = |x, w_ih, w_hh, bias, state, reverse| {
+            lstm_sequence(x, w_ih, w_hh, bias, state, reverse, precision)
+        };
         let direction: Direction = if self.imp.fused_for(&out) {
-            lstm_sequence
+            &fused
         } else {
-            lstm_direction
+            &lstm_direction
         };
         for (l, (rnn, state)) in self.rnns.iter().zip(hidden).enumerate() {
             let (o, s) = rnn

@@ -9,8 +9,8 @@ use super::encoder::AwdLstm;
 use super::loss::{activation_reg, cross_entropy, temporal_activation_reg};
 use crate::dropout::Masks;
 use crate::error::Result;
-use crate::kernels::Impl;
 use crate::kernels::decoder_ce::decoder_cross_entropy;
+use crate::kernels::{Impl, Precision};
 use crate::nn::linear::linear;
 use crate::nn::rename::PathRenamer;
 
@@ -98,6 +98,11 @@ impl LanguageModel {
         self.parts.encoder.imp = imp;
     }
 
+    /// The fused kernels' product precision (f32 by default; the reference ops are f32).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.parts.encoder.precision = precision;
+    }
+
     /// Forgets the carried hidden state.
     pub fn reset(&mut self) {
         self.parts.encoder.reset();
@@ -168,6 +173,7 @@ impl LanguageModel {
                 weight.clone(),
                 bias.clone(),
                 targets.clone().reshape([b * t]),
+                self.parts.encoder.precision,
             )
         });
         let (ce, logits) = match fused {

@@ -172,7 +172,7 @@ impl Lstm {
     /// `input`: `[B, T, in]` (batch first) or `[T, B, in]`; `state`: zeros when `None`.
     /// Returns the last layer's outputs `[B, T, dirs*H]` (or `[T, B, dirs*H]`) and the final state.
     pub fn forward(&self, input: Tensor<3>, state: Option<LstmState>) -> (Tensor<3>, LstmState) {
-        self.run(input, state, lstm_direction)
+        self.run(input, state, &lstm_direction)
     }
 
     /// [`forward`](Self::forward) for a window of a longer text (AWD-LSTM's use): the final state
@@ -182,7 +182,7 @@ impl Lstm {
         input: Tensor<3>,
         state: Option<LstmState>,
     ) -> (Tensor<3>, LstmState) {
-        self.forward_window_with(input, state, lstm_direction)
+        self.forward_window_with(input, state, &lstm_direction)
     }
 
     /// [`forward_window`](Self::forward_window) with each direction of each layer computed by
@@ -253,7 +253,7 @@ impl Lstm {
 
 /// One direction of one layer over a window: `(x [T, B, in], w_ih [4H, in], w_hh [4H, H],
 /// bias [4H], (h0, c0) [B, H], reverse)` → `(outputs [T, B, H] in input order, h, c)`.
-pub type Direction = fn(
+pub type Direction<'a> = &'a dyn Fn(
     Tensor<3>,
     Tensor<2>,
     Tensor<2>,

@@ -1,6 +1,7 @@
 //! Every hyper-parameter of a training run: one list, from which both the TOML/JSON config and
 //! the command-line flags are generated, and the presets.
 
+use crate::kernels::Precision;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, DocOptions, Level, Source, Specials, VocabRules};
@@ -104,6 +105,9 @@ crate::hyper_params! {
     nonmono: usize = 5,
     /// Seed of initialization, masks and window lengths.
     seed: u64 = 0,
+    /// The products' operands: f32, or bf16 with f32 sums (weights, optimizer, losses and the
+    /// LSTM cell stay f32); the reference ops are always f32.
+    precision: Precision = Precision::F32,
     /// Log training loss every this many steps.
     log_every: usize = 50,
     /// Tokens of the built-in grammar corpus (when no --data is given).

@@ -124,7 +124,8 @@ pub fn init_model(
 ) -> Result<(LanguageModel, Masks)> {
     device.seed(cfg.seed);
     let masks = Masks::seeded(cfg.seed);
-    let model = LanguageModel::new(&cfg.model_config(vocab), &masks, device)?;
+    let mut model = LanguageModel::new(&cfg.model_config(vocab), &masks, device)?;
+    model.set_precision(cfg.precision);
     Ok((structural_param_ids(model), masks))
 }
 
@@ -211,6 +212,7 @@ impl TrainCheckpoint {
         let model = load_values(model, &self.model)
             .map_err(|e| AwdError::checkpoint(path, e.to_string()))?;
         let mut model = restore_param_ids(model, &p.param_ids);
+        model.set_precision(cfg.precision);
         if !self.hidden.is_empty() {
             let layer = |(h, c): &(HostTensor, HostTensor)| {
                 Ok(LstmState {

@@ -50,6 +50,7 @@ impl Trainer {
         let (mut model, masks) = init_model(&cfg, data.vocab.len(), &opts.device)?;
         if let Some(p) = pretrained {
             model = p.model(&cfg, &data.vocab, &masks, &opts.device)?;
+            model.set_precision(cfg.precision);
         }
         let model = Some(model);
         let live = Live {
