@@ -1,13 +1,15 @@
 """PyTorch + fastai side of `awd bench`: the same shapes, timed the same way.
 
-usage: fastai_bench.py p1|p2|clas [STEPS]
+usage: fastai_bench.py p1|p2|clas [STEPS] [--bf16]
+--bf16 runs every forward pass under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's mixed
+precision: bf16 matmuls through oneDNN, f32 weights and optimizer), awd's `--precision bf16`.
 Prints train (forward, cross-entropy + AR + TAR, backward, global-norm clipping, AdamW: the step of
 awd's `awd-lstm-lm` preset that `awd bench` times), eval (no grad) and batch-1
 generation figures, then `train <config> tokens_per_s=<n> peak_rss_mb=<n>`.
 Set-up: python3 -m venv /tmp/ref && /tmp/ref/bin/pip install torch fastai
 Not part of awd's build or tests.
 """
-import resource, sys, time, warnings
+import contextlib, resource, sys, time, warnings
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,14 @@ from fastai.text.models.awdlstm import AWD_LSTM
 from fastai.text.models.core import LinearDecoder, SequentialRNN
 
 SHAPES = {"p1": (10000, 200, 512, 2, 32, 35, 10), "p2": (10000, 400, 1152, 3, 32, 70, 3)}
+BF16 = "--bf16" in sys.argv
+sys.argv = [a for a in sys.argv if a != "--bf16"]
 name = sys.argv[1]
+
+
+def autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16) if BF16 else contextlib.nullcontext()
+
 if name == "clas":
     # `awd bench clas`: fastai's get_text_classifier at its default sizes (awd_lstm_clas_config,
     # drop_mult 0.5, lin_ftrs [50]), 64 documents of 250 tokens, CE + AR 2 + TAR 1 on the
@@ -35,8 +44,9 @@ if name == "clas":
     def clas_step():
         x, y = torch.randint(2, V, (B, T)), torch.randint(0, 2, (B,))
         opt.zero_grad()
-        logits, raw, out = model(x)
-        loss = F.cross_entropy(logits, y) + 2.0 * out.pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+        with autocast():
+            logits, raw, out = model(x)
+            loss = F.cross_entropy(logits.float(), y) + 2.0 * out.float().pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
         loss.backward()
         opt.step()
 
@@ -49,7 +59,7 @@ if name == "clas":
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"train    {s * 1e3:.1f} ms/step  {B * T / s:.0f} tokens/s")
     print(f"torch {torch.__version__} threads={torch.get_num_threads()}")
-    print(f"train clas tokens_per_s={B * T / s:.0f} peak_rss_mb={rss:.0f}")
+    print(f"train clas{' bf16' if BF16 else ''} tokens_per_s={B * T / s:.0f} peak_rss_mb={rss:.0f}")
     sys.exit(0)
 V, E, H, L, B, T, steps = SHAPES[name]
 if len(sys.argv) > 2:
@@ -70,9 +80,10 @@ def batch(b, t):
 def train_step():
     x, y = batch(B, T)
     opt.zero_grad()
-    logits, raw, out = model(x)
-    loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-    loss = loss + 2.0 * out.pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+    with autocast():
+        logits, raw, out = model(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1))
+        loss = loss + 2.0 * out.float().pow(2).mean() + 1.0 * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
     opt.step()
@@ -90,7 +101,8 @@ model.eval()
 with torch.no_grad():
     def eval_step():
         x, y = batch(B, T)
-        F.cross_entropy(model(x)[0].reshape(-1, V), y.reshape(-1)).item()
+        with autocast():
+            F.cross_entropy(model(x)[0].float().reshape(-1, V), y.reshape(-1)).item()
 
     e = timed(eval_step, steps)
     print(f"eval     {e * 1e3:.1f} ms/batch  {B * T / e:.0f} tokens/s")
@@ -99,7 +111,8 @@ with torch.no_grad():
 
     def gen_step():
         global tok
-        tok = model(tok)[0][:, -1].argmax(-1, keepdim=True)
+        with autocast():
+            tok = model(tok)[0][:, -1].argmax(-1, keepdim=True)
 
     g = timed(gen_step, 200)
     print(f"generate {g * 1e3:.2f} ms/token  {1 / g:.0f} tokens/s (batch 1)")
@@ -109,4 +122,4 @@ s = timed(train_step, steps)
 print(f"train    {s * 1e3:.1f} ms/step  {B * T / s:.0f} tokens/s")
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"torch {torch.__version__} threads={torch.get_num_threads()}")
-print(f"train {name} tokens_per_s={B * T / s:.0f} peak_rss_mb={rss:.0f}")
+print(f"train {name}{' bf16' if BF16 else ''} tokens_per_s={B * T / s:.0f} peak_rss_mb={rss:.0f}")

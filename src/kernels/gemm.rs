@@ -133,6 +133,29 @@ pub fn product_in(precision: Precision, a: Mat<'_>, b: Mat<'_>, scale: f32) -> V
     .into_vec()
 }
 
+/// `a · b` for each `b` of `bs`, in `precision`: the shared left operand is packed once.
+pub fn products_in(precision: Precision, a: Mat<'_>, bs: &[Mat<'_>]) -> Vec<Vec<f32>> {
+    if precision == Precision::F32 || Unit::get() == Unit::Emulated || a.rows == 0 || a.cols == 0 {
+        return bs.iter().map(|&b| product_in(precision, a, b, 1.0)).collect();
+    }
+    let pa = PackedA::new(a);
+    bs.iter()
+        .map(|&b| {
+            assert_eq!(a.cols, b.rows, "inner dimensions");
+            let n = b.cols;
+            let mut c: Vec<f32> = Vec::with_capacity(a.rows * n);
+            let pb = PackedB::new(b);
+            // SAFETY: without accumulation the product writes all `a.rows x n` values before
+            // `set_len`; the new buffer aliases nothing.
+            unsafe {
+                bf16::packed_product_into(c.as_mut_ptr(), n, &pa, &pb, false, 1.0);
+                c.set_len(a.rows * n);
+            }
+            c
+        })
+        .collect()
+}
+
 /// A right operand `[K, N]` that many products share (a weight over a window), prepared once
 /// for the precision: as it is (f32), packed in bf16 tiles, or rounded to bf16 values where the
 /// CPU multiplies bf16 by emulation.

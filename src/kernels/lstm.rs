@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::op::Buf;
 
 use super::bf16::Precision;
-use super::gemm::{Mat, Rhs, gemm, product_in};
+use super::gemm::{Mat, Rhs, gemm, product_in, products_in};
 use super::math;
 use super::panels::Panels;
 
@@ -313,8 +313,13 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
     }
     let p = s.precision;
     let dg_t = Mat::t(&dgates, t * b, g4);
-    let dw_hh = product_in(p, dg_t, Mat::new(&h_prev_all, t * b, h), 1.0);
-    let dw_ih = product_in(p, dg_t, Mat::new(&s.x, t * b, i), 1.0);
+    let [dw_hh, dw_ih]: [Vec<f32>; 2] = products_in(
+        p,
+        dg_t,
+        &[Mat::new(&h_prev_all, t * b, h), Mat::new(&s.x, t * b, i)],
+    )
+    .try_into()
+    .expect("two products");
     let dx = product_in(
         p,
         Mat::new(&dgates, t * b, g4),

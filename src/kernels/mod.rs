@@ -4,10 +4,12 @@
 //! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
 //! - [`adam`]: Burn's Adam in one pass per parameter.
 //! - [`gemm`], [`panels`], [`math`]: the products and vectorized activations they are made of.
+//! - [`bf16`]: the products with bf16 operands and f32 sums (`--precision bf16`): Intel AMX tiles,
+//!   AVX512-BF16, or emulated where the CPU has neither.
 //! - [`op`]: what they share: the choice of fused or reference ops ([`Impl`], made there alone),
 //!   the autodiff-or-plain skeleton and host buffers.
 //!
-//! `examples/kernel_times.rs`, `gemm_shapes.rs` and `panel_gemm.rs` measure them.
+//! `examples/kernel_times.rs`, `gemm_shapes.rs`, `panel_gemm.rs` and `bf16_gemm.rs` measure them.
 
 pub mod adam;
 pub mod bf16;

@@ -155,8 +155,8 @@ const TASK_COLS: usize = 4;
 /// (not [`Unit::Emulated`], which multiplies [`rounded`] operands in f32).
 ///
 /// # Safety
-/// `c` must be valid for reads and writes of `M` rows of `N` values at stride `ldc` and must
-/// not overlap the operands.
+/// `c` must be valid for writes of `M` rows of `N` values at stride `ldc` (and initialized, for
+/// reads, when accumulating) and must not overlap the operands.
 pub unsafe fn packed_product_into(
     c: *mut f32,
     ldc: usize,
@@ -207,16 +207,16 @@ unsafe fn packed_product_on(
                 }
                 let (rows, cols) = (32.min(m - 32 * i), 32.min(n - 32 * j));
                 for r in 0..rows {
-                    // SAFETY: row 32i + r < M and columns 32j .. 32j + cols < N of `c` (the
-                    // caller's contract); no other task writes this block.
-                    let dst = unsafe {
-                        std::slice::from_raw_parts_mut(out.at((32 * i + r) * ldc + 32 * j), cols)
-                    };
+                    let dst = out.at((32 * i + r) * ldc + 32 * j);
                     let src = &blk[r * 32..r * 32 + cols];
-                    if accumulate {
-                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += scale * s);
-                    } else {
-                        dst.iter_mut().zip(src).for_each(|(d, s)| *d = scale * s);
+                    // SAFETY: row 32i + r < M and columns 32j .. 32j + cols ≤ N of `c` (the
+                    // caller's contract); no other task writes this block. Without
+                    // `accumulate` the destination is only written (it may be uninitialized).
+                    for (k, v) in src.iter().enumerate() {
+                        unsafe {
+                            let d = dst.add(k);
+                            d.write(if accumulate { *d + scale * v } else { scale * v });
+                        }
                     }
                 }
             }
