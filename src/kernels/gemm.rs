@@ -136,7 +136,10 @@ pub fn product_in(precision: Precision, a: Mat<'_>, b: Mat<'_>, scale: f32) -> V
 /// `a · b` for each `b` of `bs`, in `precision`: the shared left operand is packed once.
 pub fn products_in(precision: Precision, a: Mat<'_>, bs: &[Mat<'_>]) -> Vec<Vec<f32>> {
     if precision == Precision::F32 || Unit::get() == Unit::Emulated || a.rows == 0 || a.cols == 0 {
-        return bs.iter().map(|&b| product_in(precision, a, b, 1.0)).collect();
+        return bs
+            .iter()
+            .map(|&b| product_in(precision, a, b, 1.0))
+            .collect();
     }
     let pa = PackedA::new(a);
     bs.iter()

@@ -215,7 +215,11 @@ unsafe fn packed_product_on(
                     for (k, v) in src.iter().enumerate() {
                         unsafe {
                             let d = dst.add(k);
-                            d.write(if accumulate { *d + scale * v } else { scale * v });
+                            d.write(if accumulate {
+                                *d + scale * v
+                            } else {
+                                scale * v
+                            });
                         }
                     }
                 }
