@@ -107,7 +107,79 @@ impl Tiles {
                     options(nostack, readonly),
                 );
             }
-            let o = out.as_mut_ptr();
+            Self::store(out.as_mut_ptr(), 32);
+        }
+    }
+
+    /// [`Tiles::block`] straight into the destination: `c` (32 × 32 at row stride `ldc`
+    /// floats) is overwritten, or added to when `accumulate`.
+    ///
+    /// # Safety
+    /// `c` must be valid for reads and writes of 32 rows of 32 floats at stride `ldc`.
+    pub unsafe fn block_into(
+        &self,
+        a: [&[u16]; 2],
+        b: [&[u16]; 2],
+        chunks: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        for s in a.iter().chain(&b) {
+            assert!(s.len() >= chunks * TILE);
+        }
+        const STRIDE: usize = 64;
+        // SAFETY: as in `block`; `c` is the caller's contract.
+        unsafe {
+            if accumulate {
+                asm!(
+                    "tileloadd tmm0, [{c00} + {s}*1]",
+                    "tileloadd tmm1, [{c01} + {s}*1]",
+                    "tileloadd tmm2, [{c10} + {s}*1]",
+                    "tileloadd tmm3, [{c11} + {s}*1]",
+                    c00 = in(reg) c,
+                    c01 = in(reg) c.add(16),
+                    c10 = in(reg) c.add(16 * ldc),
+                    c11 = in(reg) c.add(16 * ldc + 16),
+                    s = in(reg) 4 * ldc,
+                    options(nostack, readonly),
+                );
+            } else {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nostack, nomem)
+                );
+            }
+            for k in 0..chunks {
+                let at = k * TILE;
+                asm!(
+                    "tileloadd tmm4, [{a0} + {s}*1]",
+                    "tileloadd tmm5, [{a1} + {s}*1]",
+                    "tileloadd tmm6, [{b0} + {s}*1]",
+                    "tileloadd tmm7, [{b1} + {s}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    a0 = in(reg) a[0].as_ptr().add(at),
+                    a1 = in(reg) a[1].as_ptr().add(at),
+                    b0 = in(reg) b[0].as_ptr().add(at),
+                    b1 = in(reg) b[1].as_ptr().add(at),
+                    s = in(reg) STRIDE,
+                    options(nostack, readonly),
+                );
+            }
+            Self::store(c, ldc);
+        }
+    }
+
+    /// tmm0–3 into the 32 × 32 block at `o` (row stride `ldc` floats).
+    unsafe fn store(o: *mut f32, ldc: usize) {
+        // SAFETY: the caller's: `o` holds 32 rows of 32 floats at stride `ldc`.
+        unsafe {
             asm!(
                 "tilestored [{c00} + {s}*1], tmm0",
                 "tilestored [{c01} + {s}*1], tmm1",
@@ -115,9 +187,9 @@ impl Tiles {
                 "tilestored [{c11} + {s}*1], tmm3",
                 c00 = in(reg) o,
                 c01 = in(reg) o.add(16),
-                c10 = in(reg) o.add(16 * 32),
-                c11 = in(reg) o.add(16 * 32 + 16),
-                s = in(reg) 128usize,
+                c10 = in(reg) o.add(16 * ldc),
+                c11 = in(reg) o.add(16 * ldc + 16),
+                s = in(reg) 4 * ldc,
                 options(nostack),
             );
         }

@@ -199,27 +199,33 @@ unsafe fn packed_product_on(
             let bs = [b.strip(2 * j), b.strip(2 * j + 1)];
             for i in ti * TASK_ROWS..((ti + 1) * TASK_ROWS).min(mb) {
                 let as_ = [a.strip(2 * i), a.strip(2 * i + 1)];
+                let (rows, cols) = (32.min(m - 32 * i), 32.min(n - 32 * j));
+                let corner = out.at(32 * i * ldc + 32 * j);
                 #[cfg(target_arch = "x86_64")]
                 match &tiles {
+                    // A whole block at scale 1: the tiles load and store the destination.
+                    // SAFETY: the block's 32 x 32 values lie inside `c` (the caller's contract).
+                    Some(t) if rows == 32 && cols == 32 && scale == 1.0 => {
+                        unsafe { t.block_into(as_, bs, a.chunks, corner, ldc, accumulate) };
+                        continue;
+                    }
                     Some(t) => t.block(as_, bs, a.chunks, &mut blk),
                     // SAFETY: Unit::Avx512 is only chosen where the CPU has it.
                     None => unsafe { avx512::block(as_, bs, a.chunks, &mut blk) },
                 }
-                let (rows, cols) = (32.min(m - 32 * i), 32.min(n - 32 * j));
                 for r in 0..rows {
-                    let dst = out.at((32 * i + r) * ldc + 32 * j);
-                    let src = &blk[r * 32..r * 32 + cols];
                     // SAFETY: row 32i + r < M and columns 32j .. 32j + cols ≤ N of `c` (the
                     // caller's contract); no other task writes this block. Without
                     // `accumulate` the destination is only written (it may be uninitialized).
-                    for (k, v) in src.iter().enumerate() {
-                        unsafe {
-                            let d = dst.add(k);
-                            d.write(if accumulate {
-                                *d + scale * v
-                            } else {
-                                scale * v
-                            });
+                    let dst = corner.wrapping_add(r * ldc);
+                    let src = &blk[r * 32..r * 32 + cols];
+                    if accumulate {
+                        for (k, v) in src.iter().enumerate() {
+                            unsafe { *dst.add(k) += scale * v };
+                        }
+                    } else {
+                        for (k, v) in src.iter().enumerate() {
+                            unsafe { dst.add(k).write(scale * v) };
                         }
                     }
                 }
