@@ -289,3 +289,53 @@ fn bf16_training_learns_like_f32_and_eval_and_generate_run_in_bf16() {
     ));
     assert!(text_out.starts_with("the old "), "{text_out}");
 }
+
+#[test]
+fn the_bf16_decoder_and_loss_follow_f32_across_row_chunks() {
+    use awd::device;
+    use awd::kernels::decoder_ce::{CHUNK_ROWS, decoder_cross_entropy};
+    use awd::params::HostTensor;
+    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    let dev = device::cpu_autodiff();
+    dev.seed(7);
+    // More rows than one chunk of logits, so the chunked bf16 forward joins chunks.
+    let (n, e, v) = (CHUNK_ROWS + 77, 40, 300);
+    let x: Tensor<2> = Tensor::random([n, e], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+    let w: Tensor<2> = Tensor::random([v, e], Distribution::Normal(0.0, 0.3), &dev).require_grad();
+    let b: Tensor<1> = Tensor::random([v], Distribution::Normal(0.0, 0.5), &dev).require_grad();
+    let t: Vec<i64> = (0..n).map(|i| (i * 7919 % v) as i64).collect();
+    let t: Tensor<1, Int> = Tensor::from_data(TensorData::new(t, [n]), &dev);
+    let run = |p: Precision| {
+        let loss = decoder_cross_entropy(x.clone(), w.clone(), Some(b.clone()), t.clone(), p);
+        let g = loss.clone().backward();
+        let grad2 = |p: &Tensor<2>| HostTensor::from_tensor(p.grad(&g).unwrap());
+        let loss = loss.into_scalar::<f32>();
+        (
+            loss,
+            grad2(&x),
+            grad2(&w),
+            HostTensor::from_tensor(b.grad(&g).unwrap()),
+        )
+    };
+    let (l32, gx32, gw32, gb32) = run(Precision::F32);
+    let (l16, gx16, gw16, gb16) = run(Precision::Bf16);
+    assert!((l16 - l32).abs() <= 1e-2 * l32, "loss {l16} vs {l32}");
+    // Products of operands rounded to 8 bits over sums of up to 377 rows: a few 2⁻⁸ relatively.
+    common::assert_close("dx", &gx16, &gx32, 0.02);
+    common::assert_close("dW", &gw16, &gw32, 0.02);
+    common::assert_close("db", &gb16, &gb32, 0.02);
+    // Without autodiff (evaluation) the same bf16 loss, chunk by chunk.
+    let plain = device::cpu();
+    let eval = decoder_cross_entropy(
+        Tensor::from_data(x.to_data(), &plain),
+        Tensor::from_data(w.to_data(), &plain),
+        Some(Tensor::from_data(b.to_data(), &plain)),
+        Tensor::from_data(t.to_data(), &plain),
+        Precision::Bf16,
+    )
+    .into_scalar::<f32>();
+    assert!(
+        (eval - l16).abs() <= 1e-5 * l16,
+        "eval {eval} vs train {l16}"
+    );
+}

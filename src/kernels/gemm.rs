@@ -145,18 +145,22 @@ pub fn products_in(precision: Precision, a: Mat<'_>, bs: &[Mat<'_>]) -> Vec<Vec<
     bs.iter()
         .map(|&b| {
             assert_eq!(a.cols, b.rows, "inner dimensions");
-            let n = b.cols;
-            let mut c: Vec<f32> = Vec::with_capacity(a.rows * n);
-            let pb = PackedB::new(b);
-            // SAFETY: without accumulation the product writes all `a.rows x n` values before
-            // `set_len`; the new buffer aliases nothing.
-            unsafe {
-                bf16::packed_product_into(c.as_mut_ptr(), n, &pa, &pb, false, 1.0);
-                c.set_len(a.rows * n);
-            }
-            c
+            packed_product(&pa, &PackedB::new(b), 1.0)
         })
         .collect()
+}
+
+/// `scale · a · b` `[M, N]` of packed operands, as a new buffer (not on [`Unit::Emulated`]).
+pub fn packed_product(a: &PackedA, b: &PackedB, scale: f32) -> Vec<f32> {
+    let n = a.rows() * b.cols();
+    let mut c: Vec<f32> = Vec::with_capacity(n);
+    // SAFETY: without accumulation the product writes all `M x N` values before `set_len`;
+    // the new buffer aliases nothing.
+    unsafe {
+        bf16::packed_product_into(c.as_mut_ptr(), b.cols(), a, b, false, scale);
+        c.set_len(n);
+    }
+    c
 }
 
 /// A right operand `[K, N]` that many products share (a weight over a window), prepared once
@@ -178,6 +182,27 @@ impl<'a> Rhs<'a> {
                 n: b.cols,
             },
             (Precision::Bf16, _) => Rhs::Packed(PackedB::new(b)),
+        }
+    }
+
+    /// `a · self` `[M, N]` as a new buffer (written by the product alone where it can be).
+    pub fn product(&self, a: Mat<'_>) -> Vec<f32> {
+        match self {
+            Rhs::Packed(b) if a.cols == b.depth() => packed_product(&PackedA::new(a), b, 1.0),
+            _ => {
+                let mut out = vec![0f32; a.rows * self.cols()];
+                self.mul_into(&mut out, a, false);
+                out
+            }
+        }
+    }
+
+    /// N.
+    pub fn cols(&self) -> usize {
+        match self {
+            Rhs::F32(b) => b.cols,
+            Rhs::Packed(b) => b.cols(),
+            Rhs::Rounded { n, .. } => *n,
         }
     }
 

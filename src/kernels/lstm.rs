@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::op::Buf;
 
-use super::bf16::Precision;
+use super::bf16::{self, Precision};
 use super::gemm::{Mat, Rhs, gemm, product_in, products_in};
 use super::math;
 use super::panels::Panels;
@@ -103,13 +103,49 @@ pub struct LstmSaved {
     pub w_ih: Buf,
     pub w_hh: Buf,
     /// Activated gates `[T*B, 4H]` (σ(i), σ(f), tanh(g), σ(o)).
-    pub gates: Vec<f32>,
+    pub gates: SavedGates,
     /// Cell states `[T*B, H]`.
     pub c: Vec<f32>,
     /// Outputs `[T*B, H]`.
     pub y: Buf,
     pub h0: Vec<f32>,
     pub c0: Vec<f32>,
+}
+
+/// The activated gates as the backward reads them: f32, or rounded to bf16 under
+/// `--precision bf16` (half the memory of the largest saved activation; the cell states and
+/// outputs stay f32).
+#[derive(Debug, Clone)]
+pub enum SavedGates {
+    F32(Vec<f32>),
+    Bf16(Vec<u16>),
+}
+
+impl SavedGates {
+    fn keep(gates: Vec<f32>, precision: Precision) -> Self {
+        match precision {
+            Precision::F32 => SavedGates::F32(gates),
+            Precision::Bf16 => {
+                let mut kept = vec![0u16; gates.len()];
+                kept.par_chunks_mut(1 << 14)
+                    .zip(gates.par_chunks(1 << 14))
+                    .for_each(|(k, g)| bf16::to_bf16_slice(g, k));
+                SavedGates::Bf16(kept)
+            }
+        }
+    }
+
+    /// Values `range` as f32: borrowed, or widened into `scratch`.
+    fn read<'a>(&'a self, range: std::ops::Range<usize>, scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        match self {
+            SavedGates::F32(g) => &g[range],
+            SavedGates::Bf16(g) => {
+                scratch.clear();
+                scratch.extend(g[range].iter().map(|&v| bf16::from_bf16(v)));
+                scratch
+            }
+        }
+    }
 }
 
 /// Rows per parallel chunk of the elementwise work.
@@ -215,7 +251,7 @@ pub fn forward(
         x,
         w_ih,
         w_hh,
-        gates,
+        gates: SavedGates::keep(gates, precision),
         c,
         y: Buf::Owned(y),
         h0,
@@ -263,13 +299,14 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
         };
         h_prev_all[st * b * h..(st + 1) * b * h].copy_from_slice(src);
     }
+    let mut scratch = Vec::new();
     for (k, &st) in order.iter().enumerate().rev() {
         let c_prev: &[f32] = if k == 0 {
             &s.c0
         } else {
             &s.c[order[k - 1] * b * h..(order[k - 1] + 1) * b * h]
         };
-        let gates = &s.gates[st * b * g4..(st + 1) * b * g4];
+        let gates = s.gates.read(st * b * g4..(st + 1) * b * g4, &mut scratch);
         let cs = &s.c[st * b * h..(st + 1) * b * h];
         let dys = &dy[st * b * h..(st + 1) * b * h];
         let dg = &mut dgates[st * b * g4..(st + 1) * b * g4];

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-pub use pack::{PackedA, PackedB, from_bf16, round, to_bf16};
+pub use pack::{PackedA, PackedB, from_bf16, round, to_bf16, to_bf16_slice};
 
 use super::gemm::Mat;
 

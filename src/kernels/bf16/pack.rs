@@ -27,6 +27,23 @@ pub fn to_bf16(x: f32) -> u16 {
     ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
+/// `dst[i] = to_bf16(src[i])`, vectorized where the CPU converts to bf16 itself.
+pub fn to_bf16_slice(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len());
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512_ok() {
+        for (s, d) in src.chunks(32).zip(dst.chunks_mut(32)) {
+            // SAFETY: AVX512-BF16 is present; `run` reads `s.len()` values of `s` and writes as
+            // many of `d`.
+            unsafe { x86::run(s.as_ptr(), s.len(), d.as_mut_ptr()) };
+        }
+        return;
+    }
+    for (o, &v) in dst.iter_mut().zip(src) {
+        *o = to_bf16(v);
+    }
+}
+
 /// bf16 → f32 (exact).
 #[inline]
 pub fn from_bf16(x: u16) -> f32 {
@@ -114,6 +131,36 @@ impl PackedA {
         }
     }
 
+    /// M.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// From a row-major `[rows, cols]` matrix already in bf16 (copied, not rounded again).
+    pub fn from_bf16(data: &[u16], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols);
+        let chunks = pad(cols) / 32;
+        let mut out = vec![0u16; pad(rows) * chunks * 32];
+        out.par_chunks_mut(16 * chunks * 32)
+            .enumerate()
+            .for_each(|(block, strip)| {
+                let r0 = block * 16;
+                for r in r0..rows.min(r0 + 16) {
+                    for (chunk, tile) in strip.chunks_mut(TILE).enumerate() {
+                        let k0 = chunk * 32;
+                        let kn = 32.min(cols - k0);
+                        let row = (r - r0) * 32;
+                        tile[row..row + kn].copy_from_slice(&data[r * cols + k0..][..kn]);
+                    }
+                }
+            });
+        Self {
+            rows,
+            chunks,
+            data: out,
+        }
+    }
+
     /// The first tile of the 16-row block `block` (its chunks follow, one tile each).
     pub(super) fn strip(&self, block: usize) -> &[u16] {
         &self.data[block * self.chunks * TILE..(block + 1) * self.chunks * TILE]
@@ -145,6 +192,37 @@ impl PackedB {
             cols: s.cols,
             chunks,
             data,
+        }
+    }
+
+    /// From a row-major `[k, cols]` matrix already in bf16 (copied, not rounded again).
+    pub fn from_bf16(data: &[u16], k: usize, cols: usize) -> Self {
+        assert!(data.len() >= k * cols);
+        let chunks = pad(k) / 32;
+        let mut out = vec![0u16; pad(cols) * chunks * 32];
+        out.par_chunks_mut(16 * chunks * 32)
+            .enumerate()
+            .for_each(|(block, strip)| {
+                let c0 = block * 16;
+                let cn = 16.min(cols.saturating_sub(c0));
+                if cn == 0 {
+                    return; // padding columns: zeros
+                }
+                for (chunk, tile) in strip.chunks_mut(TILE).enumerate() {
+                    for kk in 0..32.min(k - chunk * 32) {
+                        let src = &data[(chunk * 32 + kk) * cols + c0..][..cn];
+                        let row = &mut tile[(kk / 2) * 32 + (kk & 1)..];
+                        for (c, &v) in src.iter().enumerate() {
+                            row[2 * c] = v;
+                        }
+                    }
+                }
+            });
+        Self {
+            k,
+            cols,
+            chunks,
+            data: out,
         }
     }
 
@@ -213,7 +291,7 @@ mod x86 {
     /// `dst[..n] = bf16(src[..n])`, n ≤ 32; `dst[n..32]` is left as it is.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    unsafe fn run(src: *const f32, n: usize, dst: *mut u16) {
+    pub(super) unsafe fn run(src: *const f32, n: usize, dst: *mut u16) {
         let mask = |n: usize| ((1u32 << n.min(16)) - 1) as u16;
         let (lo, hi) = (n.min(16), n.saturating_sub(16));
         // SAFETY: the caller's contract: `src` holds `n` values, `dst` 32; masked lanes are
