@@ -6,49 +6,17 @@
 //! `cargo run --release --example amx_peak`.
 use std::arch::asm;
 
-const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
-const XFEATURE_XTILEDATA: libc::c_long = 18;
-
-/// The tile configuration `ldtilecfg` reads (palette 1).
-#[repr(C, align(64))]
-struct TileConfig {
-    palette: u8,
-    start_row: u8,
-    reserved: [u8; 14],
-    /// Bytes per row of each tile.
-    colsb: [u16; 16],
-    rows: [u8; 16],
-}
+use awd::kernels::bf16::amx::{self, Tiles};
 
 fn main() {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    if !cpuinfo.contains("amx_bf16") {
-        println!("this CPU has no AMX-BF16: nothing to measure");
+    if !amx::request() {
+        println!("this CPU has no AMX-BF16, or the kernel did not grant the tile state");
         return;
     }
-    // SAFETY: a plain system call asking for the AMX tile state.
-    let granted = unsafe {
-        libc::syscall(
-            libc::SYS_arch_prctl,
-            ARCH_REQ_XCOMP_PERM,
-            XFEATURE_XTILEDATA,
-        )
-    };
-    if granted != 0 {
-        println!("the kernel did not grant the AMX tile state (arch_prctl: {granted})");
-        return;
-    }
-    // tmm0: C, 16 rows of 16 f32; tmm1: A, 16 rows of 32 bf16; tmm2: B, 16 rows of 16 bf16 pairs.
-    let mut cfg = TileConfig {
-        palette: 1,
-        start_row: 0,
-        reserved: [0; 14],
-        colsb: [0; 16],
-        rows: [0; 16],
-    };
-    for t in 0..3 {
-        (cfg.rows[t], cfg.colsb[t]) = (16, 64);
-    }
+    // tmm0: C, 16 rows of 16 f32; tmm1: A, 16 rows of 32 bf16; tmm2: B, 16 rows of 16 bf16 pairs
+    // (awd's tile configuration: eight tiles of 16 rows × 64 bytes).
+    // SAFETY: the tile state was granted just above.
+    let tiles = unsafe { Tiles::load() };
     let one = 0x3f80u16; // 1.0 in bf16
     let (a, b) = (vec![one; 16 * 32], vec![one; 16 * 32]);
     let mut c = vec![0f32; 16 * 16];
@@ -57,7 +25,6 @@ fn main() {
     // SAFETY: the tile state was granted; every tile load/store covers 16 rows of 64 bytes of a
     // buffer that long.
     unsafe {
-        asm!("ldtilecfg [{}]", in(reg) &cfg as *const TileConfig);
         asm!("tileloadd tmm0, [{p} + {s}*1]", p = in(reg) c.as_ptr(), s = in(reg) 64usize);
         asm!("tileloadd tmm1, [{p} + {s}*1]", p = in(reg) a.as_ptr(), s = in(reg) 64usize);
         asm!("tileloadd tmm2, [{p} + {s}*1]", p = in(reg) b.as_ptr(), s = in(reg) 64usize);
@@ -65,8 +32,8 @@ fn main() {
             asm!("tdpbf16ps tmm0, tmm1, tmm2");
         }
         asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) c.as_mut_ptr(), s = in(reg) 64usize);
-        asm!("tilerelease");
     }
+    drop(tiles);
     let secs = started.elapsed().as_secs_f64();
     // Each product: 16 × 16 outputs, 32 products each.
     let flops = 2.0 * 16.0 * 16.0 * 32.0 * n as f64;

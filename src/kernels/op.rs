@@ -159,3 +159,19 @@ pub(crate) fn host(t: &FlexTensor) -> Vec<f32> {
 pub(crate) fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
+
+/// A pointer into an output buffer that may cross threads, for parallel tasks that each write
+/// their own disjoint part of it (the users say which).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut(pub *mut f32);
+// SAFETY: the tasks that share it write disjoint elements (each user's contract).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The pointer `offset` values on (a method, so closures capture the `Send` wrapper, not
+    /// its field).
+    pub fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}

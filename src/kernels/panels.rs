@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+use super::op::SharedOut;
+
 /// Rows per panel: the microkernel's row block (4 AVX-512 vectors).
 const PANEL: usize = 64;
 
@@ -19,20 +21,6 @@ pub struct Panels {
     rows: usize,
     k: usize,
     data: Vec<f32>,
-}
-
-/// A pointer that may cross threads: each task writes its own panel's columns only.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: see `mul_into`: the tasks write disjoint elements.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
 }
 
 impl Panels {
@@ -78,7 +66,7 @@ impl Panels {
             }
             return;
         }
-        let dst = Out(out.as_mut_ptr());
+        let dst = SharedOut(out.as_mut_ptr());
         let panel = |p: usize| {
             let r0 = p * PANEL;
             let m = PANEL.min(rows - r0);

@@ -73,42 +73,8 @@ impl Tiles {
     /// `out` (32 × 32, row-major) = the two 16-row strips of A (`a0`, `a1`) times the two
     /// 16-column strips of B (`b0`, `b1`), over `chunks` tiles of depth 32 each.
     pub fn block(&self, a: [&[u16]; 2], b: [&[u16]; 2], chunks: usize, out: &mut [f32; 1024]) {
-        for s in a.iter().chain(&b) {
-            assert!(s.len() >= chunks * TILE);
-        }
-        const STRIDE: usize = 64;
-        // SAFETY: the tiles are configured (`self` exists); every load reads 16 rows of 64
-        // bytes inside a strip (checked above), every store writes 16 rows of 64 bytes inside
-        // `out` at a row stride of 128 bytes.
-        unsafe {
-            asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack, nomem)
-            );
-            for k in 0..chunks {
-                let at = k * TILE;
-                asm!(
-                    "tileloadd tmm4, [{a0} + {s}*1]",
-                    "tileloadd tmm5, [{a1} + {s}*1]",
-                    "tileloadd tmm6, [{b0} + {s}*1]",
-                    "tileloadd tmm7, [{b1} + {s}*1]",
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    a0 = in(reg) a[0].as_ptr().add(at),
-                    a1 = in(reg) a[1].as_ptr().add(at),
-                    b0 = in(reg) b[0].as_ptr().add(at),
-                    b1 = in(reg) b[1].as_ptr().add(at),
-                    s = in(reg) STRIDE,
-                    options(nostack, readonly),
-                );
-            }
-            Self::store(out.as_mut_ptr(), 32);
-        }
+        // SAFETY: `out` is 32 rows of 32 floats.
+        unsafe { self.block_into(a, b, chunks, out.as_mut_ptr(), 32, false) }
     }
 
     /// [`Tiles::block`] straight into the destination: `c` (32 × 32 at row stride `ldc`

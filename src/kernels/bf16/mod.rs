@@ -22,6 +22,7 @@ use rayon::prelude::*;
 pub use pack::{PackedA, PackedB, from_bf16, round, to_bf16, to_bf16_slice};
 
 use super::gemm::Mat;
+use super::op::SharedOut;
 
 /// The operands' precision in the fused kernels' products (`--precision`): f32, or bf16 with
 /// f32 accumulation. Everything else (weights, optimizer state, gradients' sums, losses,
@@ -132,19 +133,6 @@ fn avx512_ok() -> bool {
     return false;
 }
 
-/// A pointer that may cross threads: each task writes its own block of the result.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: see `product_into`: the tasks write disjoint elements.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
-}
-
 /// Blocks of 32 rows and of 32 columns one task runs (the A rows stay in L2 while the task
 /// walks its columns).
 const TASK_ROWS: usize = 8;
@@ -188,7 +176,7 @@ unsafe fn packed_product_on(
     );
     let (mb, nb) = (m.div_ceil(32), n.div_ceil(32));
     let (tm, tn) = (mb.div_ceil(TASK_ROWS), nb.div_ceil(TASK_COLS));
-    let out = Out(c);
+    let out = SharedOut(c);
     let task = |t: usize| {
         let (ti, tj) = (t / tn, t % tn);
         #[cfg(target_arch = "x86_64")]

@@ -249,12 +249,11 @@ fn tile_a(src: &[f32], (rs, cs): (usize, usize), (rn, kn): (usize, usize), tile:
         "tile inside the operand"
     );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: packing runs only with a bf16 unit, which implies AVX512-BF16 (Unit::get); the
-    // reads stay inside `src` and the writes inside `tile` (asserted).
-    unsafe {
-        x86::tile_a(src.as_ptr(), (rs, cs), (rn, kn), tile.as_mut_ptr())
+    if super::avx512_ok() {
+        // SAFETY: the CPU has AVX512-BF16; the reads stay inside `src` and the writes inside
+        // `tile` (asserted).
+        return unsafe { x86::tile_a(src.as_ptr(), (rs, cs), (rn, kn), tile.as_mut_ptr()) };
     }
-    #[cfg(not(target_arch = "x86_64"))]
     for r in 0..rn {
         for kk in 0..kn {
             tile[r * 32 + kk] = to_bf16(src[r * rs + kk * cs]);
@@ -270,11 +269,10 @@ fn tile_b(src: &[f32], (rs, cs): (usize, usize), (kn, cn): (usize, usize), tile:
         "tile inside the operand"
     );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `tile_a`.
-    unsafe {
-        x86::tile_b(src.as_ptr(), (rs, cs), (kn, cn), tile.as_mut_ptr())
+    if super::avx512_ok() {
+        // SAFETY: as in `tile_a`.
+        return unsafe { x86::tile_b(src.as_ptr(), (rs, cs), (kn, cn), tile.as_mut_ptr()) };
     }
-    #[cfg(not(target_arch = "x86_64"))]
     for k in 0..kn {
         for c in 0..cn {
             tile[(k / 2) * 32 + 2 * c + (k & 1)] = to_bf16(src[k * rs + c * cs]);
