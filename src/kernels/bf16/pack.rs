@@ -104,26 +104,52 @@ pub struct PackedB {
     pub(super) data: Vec<u16>,
 }
 
+/// The tiles of an operand: `len` (M for A, N for B) in strips of 16, each of `depth` (K) in
+/// chunks of 32, one tile each, zero-filled; `fill(tile, (i0, n), (k0, kn))` writes the tile of
+/// strip entries `i0 .. i0 + n` (n ≤ 16; strips past `len` are padding and stay zero) and depth
+/// `k0 .. k0 + kn`. Returns the chunks per strip and the tiles.
+fn tiled(
+    len: usize,
+    depth: usize,
+    fill: impl Fn(&mut [u16], (usize, usize), (usize, usize)) + Sync,
+) -> (usize, Vec<u16>) {
+    let chunks = pad(depth) / 32;
+    let mut data = vec![0u16; pad(len) * chunks * 32];
+    if data.is_empty() {
+        return (chunks, data);
+    }
+    data.par_chunks_mut(16 * chunks * 32)
+        .enumerate()
+        .for_each(|(block, strip)| {
+            let i0 = block * 16;
+            let n = 16.min(len.saturating_sub(i0));
+            if n == 0 {
+                return;
+            }
+            for (chunk, tile) in strip.chunks_mut(TILE).enumerate() {
+                let k0 = chunk * 32;
+                fill(tile, (i0, n), (k0, 32.min(depth - k0)));
+            }
+        });
+    (chunks, data)
+}
+
+/// The tiles of 16-wide strip `block` of `data` (`chunks` tiles a strip).
+fn strip(data: &[u16], chunks: usize, block: usize) -> &[u16] {
+    &data[block * chunks * TILE..(block + 1) * chunks * TILE]
+}
+
 impl PackedA {
     pub fn new(a: Mat<'_>) -> Self {
         let s = Strided::new(a);
-        let chunks = pad(s.cols) / 32;
-        let mut data = vec![0u16; pad(s.rows) * chunks * 32];
-        data.par_chunks_mut(16 * chunks * 32)
-            .enumerate()
-            .for_each(|(block, out)| {
-                let r0 = block * 16;
-                let rn = 16.min(s.rows.saturating_sub(r0));
-                if rn == 0 {
-                    return; // padding rows: zeros
-                }
-                for (chunk, tile) in out.chunks_mut(TILE).enumerate() {
-                    let k0 = chunk * 32;
-                    let kn = 32.min(s.cols - k0);
-                    let src = &s.data[r0 * s.rs + k0 * s.cs..];
-                    tile_a(src, (s.rs, s.cs), (rn, kn), tile);
-                }
-            });
+        let (chunks, data) = tiled(s.rows, s.cols, |tile, (r0, rn), (k0, kn)| {
+            tile_a(
+                &s.data[r0 * s.rs + k0 * s.cs..],
+                (s.rs, s.cs),
+                (rn, kn),
+                tile,
+            )
+        });
         Self {
             rows: s.rows,
             chunks,
@@ -139,54 +165,35 @@ impl PackedA {
     /// From a row-major `[rows, cols]` matrix already in bf16 (copied, not rounded again).
     pub fn from_bf16(data: &[u16], rows: usize, cols: usize) -> Self {
         assert!(data.len() >= rows * cols);
-        let chunks = pad(cols) / 32;
-        let mut out = vec![0u16; pad(rows) * chunks * 32];
-        out.par_chunks_mut(16 * chunks * 32)
-            .enumerate()
-            .for_each(|(block, strip)| {
-                let r0 = block * 16;
-                for r in r0..rows.min(r0 + 16) {
-                    for (chunk, tile) in strip.chunks_mut(TILE).enumerate() {
-                        let k0 = chunk * 32;
-                        let kn = 32.min(cols - k0);
-                        let row = (r - r0) * 32;
-                        tile[row..row + kn].copy_from_slice(&data[r * cols + k0..][..kn]);
-                    }
-                }
-            });
+        let (chunks, tiles) = tiled(rows, cols, |tile, (r0, rn), (k0, kn)| {
+            for r in 0..rn {
+                tile[r * 32..r * 32 + kn].copy_from_slice(&data[(r0 + r) * cols + k0..][..kn]);
+            }
+        });
         Self {
             rows,
             chunks,
-            data: out,
+            data: tiles,
         }
     }
 
     /// The first tile of the 16-row block `block` (its chunks follow, one tile each).
     pub(super) fn strip(&self, block: usize) -> &[u16] {
-        &self.data[block * self.chunks * TILE..(block + 1) * self.chunks * TILE]
+        strip(&self.data, self.chunks, block)
     }
 }
 
 impl PackedB {
     pub fn new(b: Mat<'_>) -> Self {
         let s = Strided::new(b);
-        let chunks = pad(s.rows) / 32;
-        let mut data = vec![0u16; pad(s.cols) * chunks * 32];
-        data.par_chunks_mut(16 * chunks * 32)
-            .enumerate()
-            .for_each(|(block, out)| {
-                let c0 = block * 16;
-                let cn = 16.min(s.cols.saturating_sub(c0));
-                if cn == 0 {
-                    return; // padding columns: zeros
-                }
-                for (chunk, tile) in out.chunks_mut(TILE).enumerate() {
-                    let k0 = chunk * 32;
-                    let kn = 32.min(s.rows - k0);
-                    let src = &s.data[k0 * s.rs + c0 * s.cs..];
-                    tile_b(src, (s.rs, s.cs), (kn, cn), tile);
-                }
-            });
+        let (chunks, data) = tiled(s.cols, s.rows, |tile, (c0, cn), (k0, kn)| {
+            tile_b(
+                &s.data[k0 * s.rs + c0 * s.cs..],
+                (s.rs, s.cs),
+                (kn, cn),
+                tile,
+            )
+        });
         Self {
             k: s.rows,
             cols: s.cols,
@@ -198,36 +205,26 @@ impl PackedB {
     /// From a row-major `[k, cols]` matrix already in bf16 (copied, not rounded again).
     pub fn from_bf16(data: &[u16], k: usize, cols: usize) -> Self {
         assert!(data.len() >= k * cols);
-        let chunks = pad(k) / 32;
-        let mut out = vec![0u16; pad(cols) * chunks * 32];
-        out.par_chunks_mut(16 * chunks * 32)
-            .enumerate()
-            .for_each(|(block, strip)| {
-                let c0 = block * 16;
-                let cn = 16.min(cols.saturating_sub(c0));
-                if cn == 0 {
-                    return; // padding columns: zeros
+        let (chunks, tiles) = tiled(cols, k, |tile, (c0, cn), (k0, kn)| {
+            for kk in 0..kn {
+                let src = &data[(k0 + kk) * cols + c0..][..cn];
+                let row = &mut tile[(kk / 2) * 32 + (kk & 1)..];
+                for (c, &v) in src.iter().enumerate() {
+                    row[2 * c] = v;
                 }
-                for (chunk, tile) in strip.chunks_mut(TILE).enumerate() {
-                    for kk in 0..32.min(k - chunk * 32) {
-                        let src = &data[(chunk * 32 + kk) * cols + c0..][..cn];
-                        let row = &mut tile[(kk / 2) * 32 + (kk & 1)..];
-                        for (c, &v) in src.iter().enumerate() {
-                            row[2 * c] = v;
-                        }
-                    }
-                }
-            });
+            }
+        });
         Self {
             k,
             cols,
             chunks,
-            data: out,
+            data: tiles,
         }
     }
 
+    /// The first tile of the 16-column block `block` (its chunks follow, one tile each).
     pub(super) fn strip(&self, block: usize) -> &[u16] {
-        &self.data[block * self.chunks * TILE..(block + 1) * self.chunks * TILE]
+        strip(&self.data, self.chunks, block)
     }
 
     /// N.
