@@ -10,11 +10,70 @@ pub fn select(name: &str) -> crate::Result<Device> {
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(0usize)),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(Default::default())),
+        "wgpu" => gpu::wgpu(),
         other => Err(crate::AwdError::Config(format!(
             "unknown or not compiled-in device `{other}` (this build has: {})",
             available().join(", ")
         ))),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use burn::tensor::Tensor;
+    use burn_cubecl::cubecl::future::block_on;
+    use burn_cubecl::cubecl::wgpu::wgpu as api;
+
+    use super::Device;
+    use crate::AwdError;
+
+    /// The wgpu device (Vulkan where the machine has it), checked to come up: Burn's runtime
+    /// panics when no adapter serves it, so one tiny upload runs first, quietly, and a failure
+    /// becomes an error naming the adapters this machine has.
+    pub fn wgpu() -> crate::Result<Device> {
+        let device = Device::wgpu(Default::default());
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let up = catch_unwind(AssertUnwindSafe(|| {
+            Tensor::<1>::zeros([1], &device).into_data()
+        }));
+        std::panic::set_hook(hook);
+        let Err(payload) = up else {
+            return Ok(device);
+        };
+        let why = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the runtime failed to start".into());
+        let found = adapters();
+        let found = if found.is_empty() {
+            "none (install a Vulkan driver: a GPU's, or Mesa's software one, Debian's \
+             `mesa-vulkan-drivers` with `libvulkan1`)"
+                .to_string()
+        } else {
+            found.join("; ")
+        };
+        Err(AwdError::Config(format!(
+            "`--device wgpu`: no usable GPU adapter ({why}); adapters found: {found}"
+        )))
+    }
+
+    /// Every adapter wgpu sees on this machine, all graphics APIs, as `name (type, API)`.
+    pub fn adapters() -> Vec<String> {
+        let instance = api::Instance::new(api::InstanceDescriptor {
+            backends: api::Backends::all(),
+            ..api::InstanceDescriptor::new_without_display_handle()
+        });
+        block_on(instance.enumerate_adapters(api::Backends::all()))
+            .iter()
+            .map(|a| {
+                let info = a.get_info();
+                format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend)
+            })
+            .collect()
     }
 }
 

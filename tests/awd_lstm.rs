@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use awd::checkpoint::fastai;
-use awd::device;
+use awd::device::{self, Device};
 use awd::dropout::{Masks, set_training};
 use awd::kernels::Impl;
 use awd::model::{AwdLstmConfig, LanguageModel};
@@ -51,9 +51,9 @@ fn meta(tensors: &BTreeMap<String, HostTensor>) -> Meta {
     }
 }
 
-fn ints(t: &HostTensor) -> Tensor<2, Int> {
+fn ints(t: &HostTensor, dev: &Device) -> Tensor<2, Int> {
     let v: Vec<i64> = t.values.iter().map(|&x| x as i64).collect();
-    Tensor::from_data(TensorData::new(v, t.shape.clone()), &device::cpu_autodiff())
+    Tensor::from_data(TensorData::new(v, t.shape.clone()), dev)
 }
 
 fn scalar(t: Tensor<1>) -> HostTensor {
@@ -74,7 +74,8 @@ fn recorded_masks(v: &BTreeMap<String, HostTensor>, mode: &str) -> Vec<(Vec<usiz
     out
 }
 
-fn check_mode(mode: &str, training: bool, fused: bool) {
+/// One mode of the fastai vectors on `dev`, every value within `tol` of each tensor's scale.
+fn check_mode(mode: &str, training: bool, fused: bool, dev: &Device, tol: f32) {
     let v = load("vectors.safetensors");
     let lm = load("fastai_lm.safetensors");
     let meta = meta(&lm);
@@ -84,8 +85,7 @@ fn check_mode(mode: &str, training: bool, fused: bool) {
         // Eval draws no mask: an empty replay source makes any draw an error.
         Masks::replay(Vec::new())
     };
-    let dev = device::cpu_autodiff();
-    let model = fastai::from_state_dict(&lm, &meta.config, &masks, &dev).expect("loads");
+    let model = fastai::from_state_dict(&lm, &meta.config, &masks, dev).expect("loads");
     let mut model: LanguageModel = set_training(model, training);
     model.set_impl(if fused { Impl::Fused } else { Impl::Reference });
 
@@ -98,13 +98,12 @@ fn check_mode(mode: &str, training: bool, fused: bool) {
         batches += 1;
         let (out, loss) = model
             .loss_with_logits(
-                ints(get(&v, &format!("{p}.x"))),
-                ints(get(&v, &format!("{p}.y"))),
+                ints(get(&v, &format!("{p}.x")), dev),
+                ints(get(&v, &format!("{p}.y")), dev),
                 meta.alpha,
                 meta.beta,
             )
             .expect("forward");
-        let tol = 1e-5;
         assert_close(
             &format!("{p}.logits"),
             &HostTensor::from_tensor(out.logits.unwrap()),
@@ -154,18 +153,31 @@ fn check_mode(mode: &str, training: bool, fused: bool) {
 
 #[test]
 fn train_mode_matches_fastai_with_replayed_masks() {
-    check_mode("train", true, true);
+    check_mode("train", true, true, &device::cpu_autodiff(), 1e-5);
 }
 
 #[test]
 fn eval_mode_matches_fastai() {
-    check_mode("eval", false, true);
+    check_mode("eval", false, true, &device::cpu_autodiff(), 1e-5);
 }
 
 #[test]
 fn reference_lstm_ops_match_fastai_too() {
-    check_mode("train", true, false);
-    check_mode("eval", false, false);
+    check_mode("train", true, false, &device::cpu_autodiff(), 1e-5);
+    check_mode("eval", false, false, &device::cpu_autodiff(), 1e-5);
+}
+
+/// The LM on the GPU (Mesa's software Vulkan in CI): the fused GPU kernels and the reference
+/// ops both match fastai's logits, losses, states and gradients to 1e-4 of each tensor's scale
+/// (f32; the GPU sums in other orders than PyTorch's CPU kernels).
+#[cfg(feature = "wgpu")]
+#[test]
+fn on_wgpu_the_gpu_kernels_and_the_reference_ops_match_fastai() {
+    let dev = device::select("wgpu").expect("a wgpu adapter").autodiff();
+    for fused in [true, false] {
+        check_mode("train", true, fused, &dev, 1e-4);
+        check_mode("eval", false, fused, &dev, 1e-4);
+    }
 }
 
 #[test]

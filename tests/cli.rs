@@ -344,3 +344,50 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_checkpoint() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("checkpoint"), "{stderr}");
 }
+
+/// `--device wgpu` end to end (Mesa's software Vulkan in CI): the tiny preset trains on the
+/// GPU kernels, and the model it saves evaluates and generates on the GPU.
+#[cfg(feature = "wgpu")]
+#[test]
+fn train_eval_generate_on_wgpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let flags = [
+        "--device",
+        "wgpu",
+        "--epochs",
+        "1",
+        "--grammar-tokens",
+        "2000",
+    ];
+    let stdout = ok(&train_small(&run, &flags));
+    assert!(stdout.contains("validation perplexity"), "{stdout}");
+    let model = run.join("model.safetensors");
+    assert!(model.is_file());
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let last = csv.lines().last().unwrap();
+    let val_loss: f64 = last.split(',').nth(3).unwrap().parse().unwrap();
+    assert!(val_loss.is_finite() && val_loss > 0.0, "{csv}");
+
+    let text = tmp.path().join("text.txt");
+    let words = awd::data::Grammar::builtin().sample(500, 9).join(" ");
+    std::fs::write(&text, words.replace(" <eos> ", "\n")).unwrap();
+    let m = s(&model);
+    let out = ok(&awd(&[
+        "eval",
+        "--model",
+        m,
+        "--data",
+        s(&text),
+        "--device",
+        "wgpu",
+    ]));
+    assert!(out.contains("perplexity"), "{out}");
+    let args = [
+        "generate", "--model", m, "--prompt", "the old", "--tokens", "8",
+    ];
+    let text_out = ok(&awd(
+        &[&args[..], &["--seed", "1", "--device", "wgpu"]].concat()
+    ));
+    assert!(text_out.starts_with("the old "), "{text_out}");
+}

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use awd::device;
+use awd::device::{self, Device};
 use awd::dropout::{MaskSource, Masks, WeightDropout};
 use awd::kernels::Precision;
 use awd::kernels::lstm_op::lstm_sequence;
@@ -20,12 +20,13 @@ impl MaskSource for Constant {
     }
 }
 
-fn close(name: &str, got: &HostTensor, want: &HostTensor) -> Result<(), TestCaseError> {
+/// Every entry within `tol · (|want_i| + max |want|)`.
+fn close(name: &str, got: &HostTensor, want: &HostTensor, tol: f32) -> Result<(), TestCaseError> {
     prop_assert_eq!(&got.shape, &want.shape);
     let scale = want.values.iter().fold(0f32, |m, v| m.max(v.abs()));
     for (g, w) in got.values.iter().zip(&want.values) {
         prop_assert!(
-            (g - w).abs() <= 1e-5 * (w.abs() + scale) + 1e-7,
+            (g - w).abs() <= tol * (w.abs() + scale) + 1e-7,
             "{}: {} vs {} (scale {})",
             name,
             g,
@@ -88,10 +89,11 @@ fn run(
     )
 }
 
-/// The fused LSTM against the reference ops: outputs, final state, every weight gradient and
-/// the input gradient.
+/// The fused LSTM against the reference ops on `dev` (tracked): outputs, final state, every
+/// weight gradient and the input gradient, within `tol` of each tensor's scale.
 #[allow(clippy::too_many_arguments)]
 fn check_fused_lstm(
+    (dev, tol): (&Device, f32),
     (t, b, i, h): (usize, usize, usize, usize),
     layers: usize,
     bidirectional: bool,
@@ -99,7 +101,7 @@ fn check_fused_lstm(
     batch_first: bool,
     seed: u64,
 ) -> Result<(), TestCaseError> {
-    let dev = device::cpu_autodiff();
+    let dev = dev.clone();
     dev.seed(seed);
     let lstm = LstmConfig::new(i, h)
         .with_num_layers(layers)
@@ -132,13 +134,13 @@ fn check_fused_lstm(
     let r: Tensor<3> = Tensor::random(yshape, Distribution::Normal(0.0, 1.0), &dev);
     let fused = run(&wd, &x, &state, &r, true);
     let reference = run(&wd, &x, &state, &r, false);
-    close("y", &fused.0, &reference.0)?;
-    close("h", &fused.1, &reference.1)?;
-    close("c", &fused.2, &reference.2)?;
+    close("y", &fused.0, &reference.0, tol)?;
+    close("h", &fused.1, &reference.1, tol)?;
+    close("c", &fused.2, &reference.2, tol)?;
     for (k, v) in &reference.3 {
-        close(k, &fused.3[k], v)?;
+        close(k, &fused.3[k], v, tol)?;
     }
-    close("dx", &fused.4, &reference.4)?;
+    close("dx", &fused.4, &reference.4, tol)?;
     Ok(())
 }
 
@@ -150,7 +152,8 @@ proptest! {
         t in 1usize..13, b in 1usize..9, i in 1usize..7, h in 1usize..20,
         layers in 1usize..3, bidirectional: bool, bias: bool, batch_first: bool, seed in 0u64..1000,
     ) {
-        check_fused_lstm((t, b, i, h), layers, bidirectional, bias, batch_first, seed)?;
+        let cpu = (&device::cpu_autodiff(), 1e-5);
+        check_fused_lstm(cpu, (t, b, i, h), layers, bidirectional, bias, batch_first, seed)?;
     }
 }
 
@@ -159,8 +162,31 @@ proptest! {
 #[test]
 fn fused_lstm_with_the_panel_layout_matches_the_reference_ops() {
     for bidirectional in [false, true] {
-        check_fused_lstm((12, 6, 5, 70), 2, bidirectional, true, true, 3).unwrap();
+        let cpu = (&device::cpu_autodiff(), 1e-5);
+        check_fused_lstm(cpu, (12, 6, 5, 70), 2, bidirectional, true, true, 3).unwrap();
     }
+}
+
+/// The GPU kernels (CubeCL, on Mesa's software Vulkan in CI) against the reference ops on the
+/// same device: a few shapes, both directions, with and without bias, tracked and plain. f32
+/// on the GPU, so 1e-4 of each tensor's scale.
+#[cfg(feature = "wgpu")]
+#[test]
+fn gpu_lstm_kernels_match_the_reference_ops() {
+    let gpu = device::select("wgpu").expect("a wgpu adapter");
+    let tracked = (&gpu.clone().autodiff(), 1e-4);
+    check_fused_lstm(tracked, (7, 3, 5, 6), 2, true, true, false, 1).unwrap();
+    check_fused_lstm(tracked, (1, 1, 1, 1), 1, false, false, true, 2).unwrap();
+    check_fused_lstm(tracked, (12, 6, 5, 70), 1, false, true, true, 3).unwrap();
+    // Without autodiff (evaluation): the same values.
+    let lstm = LstmConfig::new(3, 4).with_batch_first(true).init(&gpu);
+    let x: Tensor<3> = Tensor::random([2, 5, 3], Distribution::Normal(0.0, 1.0), &gpu);
+    let (a, sa) = lstm.forward_window_with(x.clone(), None, &fused_f32);
+    let (b, sb) = lstm.forward_window(x, None);
+    let host = HostTensor::from_tensor;
+    close("y", &host(a), &host(b), 1e-4).unwrap();
+    close("h", &host(sa.h), &host(sb.h), 1e-4).unwrap();
+    close("c", &host(sa.c), &host(sb.c), 1e-4).unwrap();
 }
 
 #[test]
@@ -184,7 +210,7 @@ fn fused_lstm_runs_without_autodiff_too() {
 }
 
 mod decoder {
-    use awd::device;
+    use awd::device::{self, Device};
     use awd::kernels::Precision;
     use awd::kernels::decoder_ce::{CHUNK_ROWS, decoder_cross_entropy};
     use awd::model::loss::cross_entropy;
@@ -193,15 +219,15 @@ mod decoder {
     use burn::tensor::{Distribution, Int, Tensor, TensorData};
     use proptest::prelude::*;
 
-    fn rel_close(a: &HostTensor, b: &HostTensor) -> bool {
+    fn rel_close(a: &HostTensor, b: &HostTensor, tol: f32) -> bool {
         let scale = b.values.iter().fold(0f32, |m, v| m.max(v.abs()));
         a.values
             .iter()
             .zip(&b.values)
-            .all(|(x, y)| (x - y).abs() <= 1e-5 * (y.abs() + scale) + 1e-8)
+            .all(|(x, y)| (x - y).abs() <= tol * (y.abs() + scale) + 1e-8)
     }
 
-    fn targets(n: usize, v: usize, seed: u64, dev: &burn::tensor::Device) -> Tensor<1, Int> {
+    fn targets(n: usize, v: usize, seed: u64, dev: &Device) -> Tensor<1, Int> {
         let t: Vec<i64> = (0..n)
             .map(|i| ((i as u64 * 7919 + seed) % v as u64) as i64)
             .collect();
@@ -213,6 +239,50 @@ mod decoder {
         cross_entropy(logits, t.unsqueeze_dim::<2>(0))
     }
 
+    /// The fused decoder + loss against the reference ops on `dev` (tracked): the loss and the
+    /// gradients of `x`, the weight and the bias, within `tol` of each tensor's scale; without
+    /// autodiff, the same loss.
+    fn check_decoder(
+        (dev, tol): (&Device, f32),
+        (n, e, v): (usize, usize, usize),
+        bias: bool,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        dev.seed(seed);
+        let x: Tensor<2> =
+            Tensor::random([n, e], Distribution::Normal(0.0, 2.0), dev).require_grad();
+        let w: Tensor<2> =
+            Tensor::random([v, e], Distribution::Normal(0.0, 1.0), dev).require_grad();
+        let b: Option<Tensor<1>> =
+            bias.then(|| Tensor::random([v], Distribution::Normal(0.0, 1.0), dev).require_grad());
+        let t = targets(n, v, seed, dev);
+
+        let fused =
+            decoder_cross_entropy(x.clone(), w.clone(), b.clone(), t.clone(), Precision::F32);
+        let g1 = fused.clone().backward();
+        let want = reference(x.clone(), w.clone(), b.clone(), t.clone());
+        let g2 = want.clone().backward();
+        let host = |t: Tensor<1>| HostTensor::from_tensor(t);
+        prop_assert!(rel_close(&host(fused), &host(want.clone()), tol));
+        let grad = |t: &Tensor<2>, g| HostTensor::from_tensor(t.grad(g).unwrap());
+        prop_assert!(rel_close(&grad(&x, &g1), &grad(&x, &g2), tol));
+        prop_assert!(rel_close(&grad(&w, &g1), &grad(&w, &g2), tol));
+        if let Some(b) = &b {
+            let gb = |g| host(b.grad(g).unwrap());
+            prop_assert!(rel_close(&gb(&g1), &gb(&g2), tol));
+        }
+        let plain = |t: Tensor<2>| t.inner();
+        let eval = decoder_cross_entropy(
+            plain(x),
+            plain(w),
+            b.map(|b| b.inner()),
+            Tensor::from_data(t.into_data(), &dev.clone().inner()),
+            Precision::F32,
+        );
+        prop_assert!(rel_close(&host(eval), &host(want), tol));
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -220,26 +290,27 @@ mod decoder {
         fn fused_decoder_cross_entropy_matches_the_reference(
             n in 1usize..40, e in 1usize..9, v in 2usize..300, bias: bool, seed in 0u64..1000,
         ) {
-            let dev = device::cpu_autodiff();
-            dev.seed(seed);
-            let x: Tensor<2> = Tensor::random([n, e], Distribution::Normal(0.0, 2.0), &dev).require_grad();
-            let w: Tensor<2> = Tensor::random([v, e], Distribution::Normal(0.0, 1.0), &dev).require_grad();
-            let b: Option<Tensor<1>> = bias.then(|| Tensor::random([v], Distribution::Normal(0.0, 1.0), &dev).require_grad());
-            let t = targets(n, v, seed, &dev);
+            check_decoder((&device::cpu_autodiff(), 1e-5), (n, e, v), bias, seed)?;
+        }
+    }
 
-            let fused =
-                decoder_cross_entropy(x.clone(), w.clone(), b.clone(), t.clone(), Precision::F32);
-            let g1 = fused.clone().backward();
-            let want = reference(x.clone(), w.clone(), b.clone(), t.clone());
-            let g2 = want.clone().backward();
-            prop_assert!(rel_close(&HostTensor::from_tensor(fused), &HostTensor::from_tensor(want)));
-            let grad = |t: &Tensor<2>, g| HostTensor::from_tensor(t.grad(g).unwrap());
-            prop_assert!(rel_close(&grad(&x, &g1), &grad(&x, &g2)));
-            prop_assert!(rel_close(&grad(&w, &g1), &grad(&w, &g2)));
-            if let Some(b) = &b {
-                let gb = |g| HostTensor::from_tensor(b.grad(g).unwrap());
-                prop_assert!(rel_close(&gb(&g1), &gb(&g2)));
-            }
+    /// The GPU's softmax + cross-entropy kernel (one cube of 256 units per row) against the
+    /// reference ops on the same device: vocabularies below, at and past one cube's width.
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn gpu_decoder_cross_entropy_matches_the_reference() {
+        let gpu = device::select("wgpu").expect("a wgpu adapter").autodiff();
+        for (k, (n, e, v)) in [
+            (1, 3, 2),
+            (9, 5, 255),
+            (17, 4, 256),
+            (33, 8, 257),
+            (40, 6, 1000),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            check_decoder((&gpu, 1e-4), (n, e, v), k % 2 == 0, k as u64).unwrap();
         }
     }
 
@@ -268,7 +339,8 @@ mod decoder {
             assert!(
                 rel_close(
                     &HostTensor::from_tensor(fused),
-                    &HostTensor::from_tensor(want)
+                    &HostTensor::from_tensor(want),
+                    1e-5
                 ),
                 "n = {n}"
             );
@@ -296,7 +368,7 @@ fn fused_lstm_matches_the_reference_with_a_large_hidden_size() {
     let r: Tensor<3> = Tensor::random([2, 3, h], Distribution::Normal(0.0, 1.0), &dev);
     let fused = run(&wd, &x, &state, &r, true);
     let reference = run(&wd, &x, &state, &r, false);
-    let check = |name: &str, a: &HostTensor, b: &HostTensor| close(name, a, b).unwrap();
+    let check = |name: &str, a: &HostTensor, b: &HostTensor| close(name, a, b, 1e-5).unwrap();
     check("y", &fused.0, &reference.0);
     for (k, v) in &reference.3 {
         check(k, &fused.3[k], v);

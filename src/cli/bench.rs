@@ -74,7 +74,7 @@ fn clas(args: &BenchArgs, device: &crate::device::Device) -> anyhow::Result<bool
 
 pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let device = device::select(&args.device)?;
-    super::note_precision(args.precision);
+    super::note_precision(args.precision, &device);
     let (name, mut cfg, default_steps) = match args.config {
         Config::P1 => ("p1", bench::p1(), 10),
         Config::P2 => ("p2", bench::p2(), 3),

@@ -132,7 +132,6 @@ fn train(args: TrainArgs) -> anyhow::Result<bool> {
         cfg = crate::hyper::from_toml_file(path, cfg)?;
     }
     args.flags.apply(&mut cfg);
-    super::note_precision(cfg.precision);
     if let Some(spec) = &args.stages {
         cfg.stages = ClasStage::parse_list(spec)?;
     }
@@ -152,6 +151,7 @@ fn train(args: TrainArgs) -> anyhow::Result<bool> {
         dist: Default::default(),
     }
     .prepare(args.force)?;
+    super::note_precision(cfg.precision, &opts.0.device);
     let opts_text = LabelOptions {
         text_col: &cfg.text_col,
         label_col: &cfg.label_col,

@@ -54,7 +54,7 @@ impl ModelSource {
         let (mut model, info) =
             native::load_with_vocab(&self.model, self.vocab.as_deref(), &masks, device)?;
         model.set_precision(self.precision);
-        super::note_precision(self.precision);
+        super::note_precision(self.precision, device);
         let level = self.level.unwrap_or_else(|| {
             serde_json::from_value(info.extra["level"].clone()).unwrap_or(Level::Word)
         });

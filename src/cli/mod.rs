@@ -61,12 +61,20 @@ enum Command {
 
 /// `runs/NAME`, or `runs/NAME-2`, `-3`, ... : the first that does not exist yet.
 /// Says on stderr what multiplies bf16 operands here, when `precision` is bf16.
-fn note_precision(precision: crate::kernels::Precision) {
-    if precision == crate::kernels::Precision::Bf16 {
+/// Says on stderr where bf16 products run: a CPU path; a GPU computes in f32.
+fn note_precision(precision: crate::kernels::Precision, device: &crate::device::Device) {
+    use crate::kernels::Kernels;
+    if precision != crate::kernels::Precision::Bf16 {
+        return;
+    }
+    let probe = burn::tensor::Tensor::<1>::zeros([1], device);
+    if Kernels::of(&probe) == Some(Kernels::Cpu) {
         eprintln!(
             "precision bf16: products on {}",
             crate::kernels::bf16::Unit::get().describe()
         );
+    } else {
+        eprintln!("precision bf16 is a CPU path: this device computes in f32");
     }
 }
 

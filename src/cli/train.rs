@@ -142,7 +142,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             );
         }
         if writer {
-            super::note_precision(cfg.precision);
+            super::note_precision(cfg.precision, &opts.0.device);
         }
         if cfg.backwards && writer {
             eprintln!("each document is read backwards, for a backward model");

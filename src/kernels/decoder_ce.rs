@@ -225,8 +225,8 @@ impl Backward<Flex, 3> for DecoderCeBackward {
 }
 
 /// Mean cross-entropy of `x` `[N, E]` · `weight^T` (`[V, E]`) + `bias` against `targets` `[N]`,
-/// as one operation on the flex backend, its products in `precision`; differentiable with
-/// respect to `x`, `weight` and `bias`.
+/// as one operation on the flex backend, its products in `precision` (on the GPU with the `wgpu`
+/// feature: [`super::gpu::decoder`], f32); differentiable with respect to `x`, `weight` and `bias`.
 pub fn decoder_cross_entropy(
     x: Tensor<2>,
     weight: Tensor<2>,
@@ -234,6 +234,10 @@ pub fn decoder_cross_entropy(
     targets: Tensor<1, Int>,
     precision: Precision,
 ) -> Tensor<1> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if super::op::Kernels::of(&x) == Some(super::op::Kernels::Gpu) {
+        return super::gpu::decoder::decoder_cross_entropy(x, weight, bias, targets);
+    }
     let [n, e] = x.dims();
     let v = weight.dims()[0];
     let shape = Shape {
@@ -250,7 +254,11 @@ pub fn decoder_cross_entropy(
         .map(|t| t.clamp(0, v as i64 - 1) as usize)
         .collect();
     let mean = |nll: f64| flex(vec![(nll / n as f64) as f32], vec![1]);
-    let inputs = [Lowered::of(x), Lowered::of(weight), Lowered::of(bias)];
+    let inputs = [
+        Lowered::<Flex>::of(x),
+        Lowered::<Flex>::of(weight),
+        Lowered::<Flex>::of(bias),
+    ];
     fused_op(DecoderCeBackward, inputs, |[x, w, b], tracked| {
         let (x, w, b) = (Buf::from_flex(x), Buf::from_flex(w), Buf::from_flex(b));
         if !tracked {

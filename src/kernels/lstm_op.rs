@@ -21,6 +21,8 @@ use burn_flex::Flex;
 
 use super::bf16::Precision;
 use super::lstm::{LstmSaved, backward, forward};
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+use super::op::Kernels;
 use super::op::{Buf, Lowered, flex, fused_op, host};
 
 #[derive(Debug)]
@@ -50,7 +52,8 @@ impl Backward<Flex, 4> for LstmBackward {
 }
 
 /// One direction of one LSTM layer over the window, fused: `x` `[T, B, I]`, `w_ih` `[4H, I]`,
-/// `w_hh` `[4H, H]`, `bias` `[4H]`, state `[B, H]` each, all on the flex backend. Returns the
+/// `w_hh` `[4H, H]`, `bias` `[4H]`, state `[B, H]` each, all on the flex backend (or all on the
+/// GPU, where [`super::gpu::lstm`] runs it, in f32, with the `wgpu` feature). Returns the
 /// outputs `[T, B, H]` (in input order, differentiable with respect to `x` and the weights) and
 /// the final `(h, c)`, which carry no gradient, nor does the initial state receive one: the
 /// caller detaches them, as AWD-LSTM does between windows.
@@ -63,15 +66,22 @@ pub fn lstm_sequence(
     reverse: bool,
     precision: Precision,
 ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if Kernels::of(&x) == Some(Kernels::Gpu) {
+        return super::gpu::lstm::lstm_sequence(x, w_ih, w_hh, bias, (h0, c0), reverse);
+    }
     let [t, b, i] = x.dims();
     let h = w_hh.dims()[1];
     let bias = bias.unwrap_or_else(|| Tensor::zeros([4 * h], &x.device()));
-    let (h0, c0) = (Lowered::of(h0.detach()), Lowered::of(c0.detach()));
+    let (h0, c0) = (
+        Lowered::<Flex>::of(h0.detach()),
+        Lowered::<Flex>::of(c0.detach()),
+    );
     let inputs = [
-        Lowered::of(x),
-        Lowered::of(w_ih),
-        Lowered::of(w_hh),
-        Lowered::of(bias),
+        Lowered::<Flex>::of(x),
+        Lowered::<Flex>::of(w_ih),
+        Lowered::<Flex>::of(w_hh),
+        Lowered::<Flex>::of(bias),
     ];
     let mut finals = None;
     let y = fused_op(LstmBackward, inputs, |[x, w_ih, w_hh, bias], _| {
@@ -80,8 +90,8 @@ pub fn lstm_sequence(
             Buf::from_flex(w_ih),
             Buf::from_flex(w_hh),
             Some(&host(bias)),
-            host(h0.flex()),
-            host(c0.flex()),
+            host(h0.value()),
+            host(c0.value()),
             (t, b, i, h),
             reverse,
             precision,

@@ -1,4 +1,4 @@
-//! Fused CPU kernels on Burn's extension points, checked against the reference implementations.
+//! Fused kernels on Burn's extension points (CPU; GPU with `wgpu`), checked against the reference ops.
 //!
 //! - [`lstm`] / [`lstm_op`]: a weight-dropped LSTM direction over a window as one autodiff op.
 //! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
@@ -6,6 +6,8 @@
 //! - [`gemm`], [`panels`], [`math`]: the products and vectorized activations they are made of.
 //! - [`bf16`]: the products with bf16 operands and f32 sums (`--precision bf16`): Intel AMX tiles,
 //!   AVX512-BF16, or emulated where the CPU has neither.
+//! - `gpu` (the `wgpu` feature): the same LSTM and decoder operations on the GPU, CubeCL kernels
+//!   for the LSTM cell (forward and backward) and the softmax + cross-entropy around Burn's matmuls.
 //! - [`op`]: what they share: the choice of fused or reference ops ([`Impl`], made there alone),
 //!   the autodiff-or-plain skeleton and host buffers.
 //!
@@ -15,6 +17,8 @@ pub mod adam;
 pub mod bf16;
 pub mod decoder_ce;
 pub mod gemm;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod gpu;
 pub mod lstm;
 pub mod lstm_op;
 pub mod math;
@@ -22,4 +26,4 @@ pub mod op;
 pub mod panels;
 
 pub use bf16::Precision;
-pub use op::Impl;
+pub use op::{Impl, Kernels};

@@ -1,23 +1,25 @@
-//! The plumbing every fused kernel shares: which implementation runs ([`Impl`], decided here
-//! alone), tensors lowered to the flex backend with or without autodiff ([`Lowered`]), one
-//! skeleton that runs a kernel as a Burn autodiff operation or as a plain one ([`fused_op`]),
-//! and host buffers.
+//! The plumbing every fused kernel shares: which implementation runs ([`Impl`], [`Kernels`],
+//! decided here alone), tensors lowered to a kernel backend (flex, or cubecl with the `wgpu`
+//! feature) with or without autodiff ([`Lowered`]), one skeleton that runs a kernel as a Burn
+//! autodiff operation or as a plain one ([`fused_op`]), and host buffers.
 
 use burn::tensor::{Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::ops::{Backward, OpsKind};
-use burn_backend::BackendTypes;
+use burn_backend::{Backend, BackendTypes};
 use burn_flex::{Flex, FlexTensor};
 
-type Ad = Autodiff<Flex>;
-type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
+/// A tracked tensor of `B` under autodiff.
+type AdTensor<B> = <Autodiff<B> as BackendTypes>::FloatTensorPrimitive;
+/// A float tensor of `B`.
+pub(crate) type Primitive<B> = <B as BackendTypes>::FloatTensorPrimitive;
 
 /// Which implementation computes the LSTM layers and the decoder's loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Impl {
-    /// The fused kernels where the tensors are on the flex backend (the only backend that has
-    /// them), the reference ops elsewhere.
+    /// The fused kernels where the tensors are on a backend that has them (flex on the CPU,
+    /// the cubecl backend with the `wgpu` feature), the reference ops elsewhere.
     #[default]
     Fused,
     /// The reference ops everywhere: the oracle the fused kernels are tested against.
@@ -25,68 +27,124 @@ pub enum Impl {
 }
 
 impl Impl {
-    /// Whether the fused kernel runs on `t` (and the tensors that go with it).
+    /// Whether a fused kernel runs on `t` (and the tensors that go with it).
     pub fn fused_for<const D: usize>(self, t: &Tensor<D>) -> bool {
-        self == Impl::Fused && Lowered::new(t.clone()).is_some()
+        self == Impl::Fused && Kernels::of(t).is_some()
     }
 }
 
-/// A float tensor on the flex backend: tracked by autodiff, or plain.
-pub(crate) enum Lowered {
-    Tracked(AdTensor),
-    Plain(FlexTensor),
+/// The kernels a tensor's backend has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// The CPU kernels (Burn's flex backend).
+    Cpu,
+    /// The CubeCL kernels (Burn's cubecl backend, the `wgpu` feature).
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    Gpu,
 }
 
-impl Lowered {
+impl Kernels {
+    /// `None` on a backend without fused kernels.
+    pub fn of<const D: usize>(t: &Tensor<D>) -> Option<Self> {
+        if Lowered::<Flex>::new(t.clone()).is_some() {
+            return Some(Kernels::Cpu);
+        }
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        if Lowered::<super::gpu::Cube>::new(t.clone()).is_some() {
+            return Some(Kernels::Gpu);
+        }
+        None
+    }
+}
+
+/// A backend the fused kernels run on: how a dispatch tensor is lowered to it and raised back.
+pub(crate) trait KernelBackend: Backend {
+    fn lower_tracked<const D: usize>(t: Tensor<D>) -> Option<AdTensor<Self>>;
+    fn lower_plain<const D: usize>(t: Tensor<D>) -> Option<Primitive<Self>>;
+    fn raise_tracked<const D: usize>(t: AdTensor<Self>) -> Tensor<D>;
+    fn raise_plain<const D: usize>(t: Primitive<Self>) -> Tensor<D>;
+}
+
+macro_rules! kernel_backend {
+    ($b:ty) => {
+        impl KernelBackend for $b {
+            fn lower_tracked<const D: usize>(t: Tensor<D>) -> Option<AdTensor<Self>> {
+                t.try_into_primitive::<Autodiff<$b>>().ok()
+            }
+            fn lower_plain<const D: usize>(t: Tensor<D>) -> Option<Primitive<Self>> {
+                t.try_into_primitive::<$b>().ok()
+            }
+            fn raise_tracked<const D: usize>(t: AdTensor<Self>) -> Tensor<D> {
+                Tensor::from_primitive::<Autodiff<$b>>(t)
+            }
+            fn raise_plain<const D: usize>(t: Primitive<Self>) -> Tensor<D> {
+                Tensor::from_primitive::<$b>(t)
+            }
+        }
+    };
+}
+kernel_backend!(Flex);
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+kernel_backend!(super::gpu::Cube);
+
+/// A float tensor lowered to a kernel backend (flex unless named): tracked by autodiff, or plain.
+pub(crate) enum Lowered<B: KernelBackend = Flex> {
+    Tracked(AdTensor<B>),
+    Plain(Primitive<B>),
+}
+
+impl<B: KernelBackend> Lowered<B> {
     /// `None` when `t` is on another backend.
     pub fn new<const D: usize>(t: Tensor<D>) -> Option<Self> {
         if t.is_autodiff() {
-            t.try_into_primitive::<Ad>().ok().map(Lowered::Tracked)
+            B::lower_tracked(t).map(Lowered::Tracked)
         } else {
-            t.try_into_primitive::<Flex>().ok().map(Lowered::Plain)
+            B::lower_plain(t).map(Lowered::Plain)
         }
     }
 
-    /// [`Lowered::new`] for tensors [`Impl::fused_for`] has accepted.
+    /// [`Lowered::new`] for tensors [`Kernels::of`] has placed on `B`.
     pub fn of<const D: usize>(t: Tensor<D>) -> Self {
-        Self::new(t).expect("fused kernels run on flex tensors (Impl::fused_for checks)")
+        Self::new(t).expect("fused kernels run on their own backend's tensors (Kernels::of checks)")
     }
 
-    pub fn flex(&self) -> &FlexTensor {
+    /// The backend's value (the primitive under autodiff's tracking).
+    pub fn value(&self) -> &Primitive<B> {
         match self {
             Lowered::Tracked(t) => t.primitive(),
             Lowered::Plain(t) => t,
         }
     }
 
-    /// A flex value of the same kind (a tracked constant beside tracked inputs).
-    pub fn like(&self, value: FlexTensor) -> Self {
+    /// A value of the same kind (a tracked constant beside tracked inputs).
+    pub fn like(&self, value: Primitive<B>) -> Self {
         match self {
-            Lowered::Tracked(_) => Lowered::Tracked(AdTensor::new(value)),
+            Lowered::Tracked(_) => Lowered::Tracked(AdTensor::<B>::new(value)),
             Lowered::Plain(_) => Lowered::Plain(value),
         }
     }
 
     pub fn tensor<const D: usize>(self) -> Tensor<D> {
         match self {
-            Lowered::Tracked(t) => Tensor::from_primitive::<Ad>(t),
-            Lowered::Plain(t) => Tensor::from_primitive::<Flex>(t),
+            Lowered::Tracked(t) => B::raise_tracked(t),
+            Lowered::Plain(t) => B::raise_plain(t),
         }
     }
 }
 
-/// Runs a fused kernel on `inputs` (its graph parents). `forward` gets their flex values and
+/// Runs a fused kernel on `inputs` (its graph parents). `forward` gets their backend values and
 /// whether a backward will follow, and returns the output with, when it will, the state `bw`
 /// needs. With tracked inputs the output is one autodiff node whose backward is `bw`.
-pub(crate) fn fused_op<B, const N: usize>(
-    bw: B,
-    inputs: [Lowered; N],
-    forward: impl FnOnce([&FlexTensor; N], bool) -> (Option<B::State>, FlexTensor),
-) -> Lowered
+pub(crate) fn fused_op<B, Bw, const N: usize>(
+    bw: Bw,
+    inputs: [Lowered<B>; N],
+    forward: impl FnOnce([&Primitive<B>; N], bool) -> (Option<Bw::State>, Primitive<B>),
+) -> Lowered<B>
 where
-    B: Backward<Flex, N>,
+    B: KernelBackend,
+    Bw: Backward<B, N>,
 {
-    let values = inputs.each_ref().map(Lowered::flex);
+    let values = inputs.each_ref().map(Lowered::value);
     if !inputs.iter().all(|i| matches!(i, Lowered::Tracked(_))) {
         return Lowered::Plain(forward(values, false).1);
     }
@@ -147,8 +205,8 @@ impl std::ops::Deref for Buf {
 
 /// `Σ x²` of a tensor's values, on the host when it is on the flex backend (`None` elsewhere).
 pub fn sum_squares<const D: usize>(t: &Tensor<D>) -> Option<f64> {
-    let lowered = Lowered::new(t.clone())?;
-    Some(super::math::sum_squares(&Buf::from_flex(lowered.flex())))
+    let lowered = Lowered::<Flex>::new(t.clone())?;
+    Some(super::math::sum_squares(&Buf::from_flex(lowered.value())))
 }
 
 /// The host copy of a flex tensor's values (row-major).
