@@ -21,6 +21,7 @@ pub fn select(name: &str) -> crate::Result<Device> {
 #[cfg(feature = "wgpu")]
 mod gpu {
     use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::{Arc, Mutex};
 
     use burn::tensor::Tensor;
     use burn_cubecl::cubecl::future::block_on;
@@ -34,20 +35,24 @@ mod gpu {
     /// becomes an error naming the adapters this machine has.
     pub fn wgpu() -> crate::Result<Device> {
         let device = Device::wgpu(Default::default());
+        // The runtime starts on threads of its own: keep every panic's message, show none.
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
         let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
+        let log = seen.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            let what = info.payload_as_str().unwrap_or("the runtime failed to start");
+            log.lock().unwrap_or_else(|e| e.into_inner()).push(what.to_string());
+        }));
         let up = catch_unwind(AssertUnwindSafe(|| {
             Tensor::<1>::zeros([1], &device).into_data()
         }));
         std::panic::set_hook(hook);
-        let Err(payload) = up else {
+        if up.is_ok() {
             return Ok(device);
-        };
-        let why = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the runtime failed to start".into());
+        }
+        // The first message is the cause (the others are threads seeing it go).
+        let why = seen.lock().unwrap_or_else(|e| e.into_inner()).first().cloned();
+        let why = why.unwrap_or_else(|| "the runtime failed to start".into());
         let found = adapters();
         let found = if found.is_empty() {
             "none (install a Vulkan driver: a GPU's, or Mesa's software one, Debian's \

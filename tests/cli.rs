@@ -391,3 +391,20 @@ fn train_eval_generate_on_wgpu() {
     ));
     assert!(text_out.starts_with("the old "), "{text_out}");
 }
+
+/// With no adapter to serve it (the Vulkan and EGL drivers hidden from their loaders),
+/// `--device wgpu` is a clear error, no panic trace, naming what it found.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_without_an_adapter_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_awd"))
+        .args(small_args(&tmp.path().join("run"), &["--device", "wgpu"]))
+        .env("VK_DRIVER_FILES", "/nonexistent.json")
+        .env("VK_ICD_FILENAMES", "/nonexistent.json")
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json")
+        .output()
+        .unwrap();
+    fails_with(&out, "no usable GPU adapter");
+    fails_with(&out, "adapters found: none");
+}
