@@ -40,8 +40,12 @@ mod gpu {
         let hook = std::panic::take_hook();
         let log = seen.clone();
         std::panic::set_hook(Box::new(move |info| {
-            let what = info.payload_as_str().unwrap_or("the runtime failed to start");
-            log.lock().unwrap_or_else(|e| e.into_inner()).push(what.to_string());
+            let what = info
+                .payload_as_str()
+                .unwrap_or("the runtime failed to start");
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(what.to_string());
         }));
         let up = catch_unwind(AssertUnwindSafe(|| {
             Tensor::<1>::zeros([1], &device).into_data()
@@ -51,7 +55,11 @@ mod gpu {
             return Ok(device);
         }
         // The first message is the cause (the others are threads seeing it go).
-        let why = seen.lock().unwrap_or_else(|e| e.into_inner()).first().cloned();
+        let why = seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .cloned();
         let why = why.unwrap_or_else(|| "the runtime failed to start".into());
         let found = adapters();
         let found = if found.is_empty() {

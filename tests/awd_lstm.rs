@@ -170,10 +170,10 @@ fn reference_lstm_ops_match_fastai_too() {
 /// The LM on the GPU (Mesa's software Vulkan in CI): the fused GPU kernels and the reference
 /// ops both match fastai's logits, losses, states and gradients to 1e-4 of each tensor's scale
 /// (f32; the GPU sums in other orders than PyTorch's CPU kernels).
-#[cfg(feature = "wgpu")]
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 #[test]
-fn on_wgpu_the_gpu_kernels_and_the_reference_ops_match_fastai() {
-    let dev = device::select("wgpu").expect("a wgpu adapter").autodiff();
+fn on_the_gpu_its_kernels_and_the_reference_ops_match_fastai() {
+    let dev = common::gpu().autodiff();
     for fused in [true, false] {
         check_mode("train", true, fused, &dev, 1e-4);
         check_mode("eval", false, fused, &dev, 1e-4);

@@ -345,16 +345,16 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_checkpoint() {
     assert!(stderr.contains("checkpoint"), "{stderr}");
 }
 
-/// `--device wgpu` end to end (Mesa's software Vulkan in CI): the tiny preset trains on the
+/// `--device wgpu` (or `cuda`) end to end (Mesa's software Vulkan in CI): the tiny preset trains on the
 /// GPU kernels, and the model it saves evaluates and generates on the GPU.
-#[cfg(feature = "wgpu")]
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 #[test]
-fn train_eval_generate_on_wgpu() {
+fn train_eval_generate_on_the_gpu() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let flags = [
         "--device",
-        "wgpu",
+        common::GPU,
         "--epochs",
         "1",
         "--grammar-tokens",
@@ -380,15 +380,17 @@ fn train_eval_generate_on_wgpu() {
         "--data",
         s(&text),
         "--device",
-        "wgpu",
+        common::GPU,
     ]));
     assert!(out.contains("perplexity"), "{out}");
     let args = [
         "generate", "--model", m, "--prompt", "the old", "--tokens", "8",
     ];
-    let text_out = ok(&awd(
-        &[&args[..], &["--seed", "1", "--device", "wgpu"]].concat()
-    ));
+    let text_out = ok(&awd(&[
+        &args[..],
+        &["--seed", "1", "--device", common::GPU],
+    ]
+    .concat()));
     assert!(text_out.starts_with("the old "), "{text_out}");
 }
 

@@ -1,5 +1,7 @@
 //! The fused kernels against the reference implementations, on random shapes.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use awd::device::{self, Device};
@@ -170,10 +172,10 @@ fn fused_lstm_with_the_panel_layout_matches_the_reference_ops() {
 /// The GPU kernels (CubeCL, on Mesa's software Vulkan in CI) against the reference ops on the
 /// same device: a few shapes, both directions, with and without bias, tracked and plain. f32
 /// on the GPU, so 1e-4 of each tensor's scale.
-#[cfg(feature = "wgpu")]
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 #[test]
 fn gpu_lstm_kernels_match_the_reference_ops() {
-    let gpu = device::select("wgpu").expect("a wgpu adapter");
+    let gpu = common::gpu();
     let tracked = (&gpu.clone().autodiff(), 1e-4);
     check_fused_lstm(tracked, (7, 3, 5, 6), 2, true, true, false, 1).unwrap();
     check_fused_lstm(tracked, (1, 1, 1, 1), 1, false, false, true, 2).unwrap();
@@ -296,10 +298,10 @@ mod decoder {
 
     /// The GPU's softmax + cross-entropy kernel (one cube of 256 units per row) against the
     /// reference ops on the same device: vocabularies below, at and past one cube's width.
-    #[cfg(feature = "wgpu")]
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
     #[test]
     fn gpu_decoder_cross_entropy_matches_the_reference() {
-        let gpu = device::select("wgpu").expect("a wgpu adapter").autodiff();
+        let gpu = crate::common::gpu().autodiff();
         for (k, (n, e, v)) in [
             (1, 3, 2),
             (9, 5, 255),

@@ -70,10 +70,10 @@ fn lstm_matches_fastai_test_case() {
 
 /// The seed cases on the GPU (Mesa's software Vulkan in CI), f32 there: the dropped copy and
 /// the raw weights' gradients match fastai's to 1e-4 of each tensor's scale.
-#[cfg(feature = "wgpu")]
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 #[test]
-fn weight_dropout_on_wgpu_matches_fastai() {
-    let dev = device::select("wgpu").expect("a wgpu adapter").autodiff();
+fn weight_dropout_on_the_gpu_matches_fastai() {
+    let dev = common::gpu().autodiff();
     linear_case(&dev, 1e-4);
     lstm_case(&dev, 1e-4);
 }

@@ -138,3 +138,17 @@ pub fn reviews(dir: &std::path::Path, n: usize) -> PathBuf {
     w.flush().unwrap();
     path
 }
+
+/// The GPU the GPU tests run on: `wgpu`, or `cuda` in a build with that feature alone.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub const GPU: &str = if cfg!(feature = "wgpu") {
+    "wgpu"
+} else {
+    "cuda"
+};
+
+/// The [`GPU`] device (plain; `.autodiff()` for a tracked one).
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub fn gpu() -> awd::device::Device {
+    awd::device::select(GPU).unwrap_or_else(|e| panic!("{e}"))
+}
