@@ -44,12 +44,7 @@ fn main() -> anyhow::Result<()> {
     println!("{name}: T {t} B {b}; ms, forward + backward (fused GPU kernels | reference ops)");
     let (mut fused_total, mut reference_total) = (0.0, 0.0);
     for l in 0..m.n_layers {
-        let i = if l == 0 { m.emb_size } else { m.hidden_size };
-        let h = if l + 1 == m.n_layers {
-            m.emb_size
-        } else {
-            m.hidden_size
-        };
+        let (i, h) = m.layer_sizes(l);
         let (x, w_ih, w_hh) = (
             random([t, b, i], &dev),
             random([4 * h, i], &dev),

@@ -47,12 +47,7 @@ fn main() {
     let n = t * b;
     let mut total = 0.0;
     for l in 0..m.n_layers {
-        let i = if l == 0 { m.emb_size } else { m.hidden_size };
-        let h = if l + 1 == m.n_layers {
-            m.emb_size
-        } else {
-            m.hidden_size
-        };
+        let (i, h) = m.layer_sizes(l);
         let x = random(n * i, 1);
         let w_ih = random(4 * h * i, 2);
         let w_hh = random(4 * h * h, 3);

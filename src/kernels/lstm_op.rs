@@ -23,7 +23,7 @@ use super::bf16::Precision;
 use super::lstm::{LstmSaved, backward, forward};
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 use super::op::Kernels;
-use super::op::{Buf, Lowered, flex, fused_op, host};
+use super::op::{Buf, KernelBackend, Lowered, flex, fused_op, host};
 
 #[derive(Debug)]
 struct LstmBackward;
@@ -51,6 +51,30 @@ impl Backward<Flex, 4> for LstmBackward {
     }
 }
 
+/// An LSTM op's `(h0, c0)`.
+pub(crate) type InitialState<B> = (Lowered<B>, Lowered<B>);
+
+/// An LSTM op's graph inputs `[x, w_ih, w_hh, bias]` lowered to `B` (a zero bias where there is
+/// none), and its initial state, detached: the op neither tracks nor differentiates it.
+pub(crate) fn lowered_inputs<B: KernelBackend>(
+    x: Tensor<3>,
+    w_ih: Tensor<2>,
+    w_hh: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    (h0, c0): (Tensor<2>, Tensor<2>),
+) -> ([Lowered<B>; 4], InitialState<B>) {
+    let h = w_hh.dims()[1];
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([4 * h], &x.device()));
+    let state = (Lowered::of(h0.detach()), Lowered::of(c0.detach()));
+    let inputs = [
+        Lowered::of(x),
+        Lowered::of(w_ih),
+        Lowered::of(w_hh),
+        Lowered::of(bias),
+    ];
+    (inputs, state)
+}
+
 /// One direction of one LSTM layer over the window, fused: `x` `[T, B, I]`, `w_ih` `[4H, I]`,
 /// `w_hh` `[4H, H]`, `bias` `[4H]`, state `[B, H]` each, all on the flex backend (or all on the
 /// GPU, where [`super::gpu::lstm`] runs it, in f32, with the `wgpu` feature). Returns the
@@ -72,17 +96,7 @@ pub fn lstm_sequence(
     }
     let [t, b, i] = x.dims();
     let h = w_hh.dims()[1];
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([4 * h], &x.device()));
-    let (h0, c0) = (
-        Lowered::<Flex>::of(h0.detach()),
-        Lowered::<Flex>::of(c0.detach()),
-    );
-    let inputs = [
-        Lowered::<Flex>::of(x),
-        Lowered::<Flex>::of(w_ih),
-        Lowered::<Flex>::of(w_hh),
-        Lowered::<Flex>::of(bias),
-    ];
+    let (inputs, (h0, c0)) = lowered_inputs::<Flex>(x, w_ih, w_hh, bias, (h0, c0));
     let mut finals = None;
     let y = fused_op(LstmBackward, inputs, |[x, w_ih, w_hh, bias], _| {
         let mut saved = forward(

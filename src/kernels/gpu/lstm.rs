@@ -17,7 +17,8 @@ use burn_autodiff::ops::{Backward, Ops};
 use burn_cubecl::tensor::CubeTensor;
 
 use super::{Cube, elem, elementwise, empty, tensor, value};
-use crate::kernels::op::{Lowered, fused_op};
+use crate::kernels::lstm_op::lowered_inputs;
+use crate::kernels::op::fused_op;
 
 /// The CubeCL kernels (CubeCL's own `Tensor` type, apart from Burn's).
 mod kernel {
@@ -218,17 +219,7 @@ pub fn lstm_sequence(
 ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
     let [t, b, i] = x.dims();
     let h = w_hh.dims()[1];
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([4 * h], &x.device()));
-    let (h0, c0) = (
-        Lowered::<Cube>::of(h0.detach()),
-        Lowered::<Cube>::of(c0.detach()),
-    );
-    let inputs = [
-        Lowered::<Cube>::of(x),
-        Lowered::<Cube>::of(w_ih),
-        Lowered::<Cube>::of(w_hh),
-        Lowered::<Cube>::of(bias),
-    ];
+    let (inputs, (h0, c0)) = lowered_inputs::<Cube>(x, w_ih, w_hh, bias, (h0, c0));
     let mut finals = None;
     let y = fused_op(LstmBackward, inputs, |[x, w_ih, w_hh, bias], tracked| {
         let x2 = value(tensor::<3>(x.clone()).reshape([t * b, i]));
