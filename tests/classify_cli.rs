@@ -383,3 +383,15 @@ fn a_fastai_classifier_pth_predicts() {
         "--vocab",
     );
 }
+
+/// The classifier on the GPU (`--device wgpu`, Mesa's software Vulkan in CI): the encoder's
+/// fused GPU LSTM and the head's ops learn the keyword rule as on the CPU.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[test]
+fn an_untrained_classifier_learns_on_the_gpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = keyword_docs(tmp.path());
+    let out = tmp.path().join("run");
+    let stdout = ok(&train_untrained(&data, &out, &["--device", common::GPU]));
+    assert!(accuracy(&stdout) >= 95.0, "{stdout}");
+}
