@@ -7,7 +7,7 @@
 
 mod common;
 
-use awd::device;
+use awd::device::{self, Device};
 use awd::dropout::{Masks, set_training};
 use awd::model::AwdLstmConfig;
 use awd::model::classifier::{ClassifierConfig, DocBatch, TextClassifier};
@@ -61,12 +61,19 @@ fn batch(x: &HostTensor, pad: usize) -> DocBatch {
     DocBatch::from_padded(ids, x.shape[0], pad as u32).expect("a batch")
 }
 
-fn labels(y: &HostTensor) -> Tensor<1, Int> {
+fn labels(y: &HostTensor, dev: &Device) -> Tensor<1, Int> {
     let v: Vec<i64> = y.values.iter().map(|&v| v as i64).collect();
-    Tensor::from_data(TensorData::new(v, [y.shape[0]]), &device::cpu_autodiff())
+    Tensor::from_data(TensorData::new(v, [y.shape[0]]), dev)
 }
 
+/// One case of the fastai classifier vectors on the CPU (values to 1e-5 of each tensor's scale,
+/// gradients to 1e-4).
 fn check(case: &str, training: bool) {
+    check_on(case, training, &device::cpu_autodiff(), 1e-5);
+}
+
+/// [`check`] on `dev`, values within `tol` and gradients within `max(tol, 1e-4)`.
+fn check_on(case: &str, training: bool, dev: &Device, tol: f32) {
     let v = load_from(&clas_dir(), "vectors.safetensors");
     let state = load_from(&clas_dir(), "fastai_clas.safetensors");
     let cfg = config();
@@ -85,16 +92,14 @@ fn check(case: &str, training: bool) {
         // Eval draws no mask: an empty replay source makes any draw an error.
         Masks::replay(Vec::new())
     };
-    let dev = device::cpu_autodiff();
-    let model = TextClassifier::from_state_dict(&state, &cfg, &masks, &dev).expect("loads");
+    let model = TextClassifier::from_state_dict(&state, &cfg, &masks, dev).expect("loads");
     let mut model = set_training(model, training);
 
     let out = model
         .forward(&batch(get(&v, &format!("{p}.x")), cfg.encoder.pad_token))
         .expect("forward");
-    let loss = class_cross_entropy(out.logits.clone(), labels(get(&v, &format!("{p}.y"))));
-    // f32 through a few chunks of LSTM and a BatchNorm over 4 rows.
-    let tol = 1e-5;
+    let y = labels(get(&v, &format!("{p}.y")), dev);
+    let loss = class_cross_entropy(out.logits.clone(), y);
     for (name, got) in [
         ("enc", HostTensor::from_tensor(out.enc.clone())),
         ("pooled", HostTensor::from_tensor(out.pooled.clone())),
@@ -116,7 +121,7 @@ fn check(case: &str, training: bool) {
         &p,
         named_grads(&model, &grads),
         &under(&v, &format!("{p}.grad")),
-        1e-4,
+        tol.max(1e-4),
     );
     let after = model.state_dict();
     for (name, w) in under(&v, &format!("{p}.bn_after")) {
@@ -142,6 +147,18 @@ fn front_padded_documents_train_as_in_fastai() {
 #[test]
 fn front_padded_documents_evaluate_as_in_fastai() {
     check("padded", false);
+}
+
+/// The classifier vectors on the GPU (Mesa's software Vulkan in CI): its fused LSTM, masked
+/// pooling and head match fastai's to 1e-4 of each tensor's scale.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[test]
+fn on_the_gpu_the_classifier_matches_fastai() {
+    let dev = common::gpu().autodiff();
+    for case in ["same", "padded"] {
+        check_on(case, true, &dev, 1e-4);
+        check_on(case, false, &dev, 1e-4);
+    }
 }
 
 /// Documents of assorted lengths (shorter than a chunk, not a whole number of chunks, longer
