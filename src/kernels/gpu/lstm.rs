@@ -150,7 +150,7 @@ impl Backward<Cube, 4> for LstmBackward {
         let zeros = || value(Tensor::<2>::zeros([b, h], &w_hh.device()));
         let (mut dh_rec, mut dc) = (zeros(), zeros());
         let mut dgates: Vec<Option<CubeTensor>> = vec![None; t];
-        for step in order(t, !s.reverse) {
+        for (k, step) in order(t, !s.reverse).enumerate() {
             let dg = empty(&dy, &[b, 4 * h]);
             let dc_prev = empty(&dy, &[b, h]);
             let (count, dim) = elementwise(&dy, b * h);
@@ -162,7 +162,7 @@ impl Backward<Cube, 4> for LstmBackward {
                 s.c_prev[step].clone().into_tensor_arg(),
                 s.c[step].clone().into_tensor_arg(),
                 dy.clone().into_tensor_arg(),
-                dh_rec.into_tensor_arg(),
+                dh_rec.clone().into_tensor_arg(),
                 dc.into_tensor_arg(),
                 dg.clone().into_tensor_arg(),
                 dc_prev.clone().into_tensor_arg(),
@@ -170,7 +170,10 @@ impl Backward<Cube, 4> for LstmBackward {
                 h as u32,
                 elem(&dy),
             );
-            dh_rec = value(tensor::<2>(dg.clone()).matmul(w_hh.clone()));
+            // The initial state takes no gradient: the first step's needs no product.
+            if k + 1 < t {
+                dh_rec = value(tensor::<2>(dg.clone()).matmul(w_hh.clone()));
+            }
             dc = dc_prev;
             dgates[step] = Some(dg);
         }
