@@ -226,7 +226,7 @@ impl Backward<Flex, 3> for DecoderCeBackward {
 
 /// Mean cross-entropy of `x` `[N, E]` · `weight^T` (`[V, E]`) + `bias` against `targets` `[N]`,
 /// as one operation on the flex backend, its products in `precision` (on the GPU with the `wgpu`
-/// feature: [`super::gpu::decoder`], f32); differentiable with respect to `x`, `weight` and `bias`.
+/// feature: `kernels::gpu::decoder`, f32); differentiable with respect to `x`, `weight` and `bias`.
 pub fn decoder_cross_entropy(
     x: Tensor<2>,
     weight: Tensor<2>,

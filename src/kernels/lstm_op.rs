@@ -77,7 +77,7 @@ pub(crate) fn lowered_inputs<B: KernelBackend>(
 
 /// One direction of one LSTM layer over the window, fused: `x` `[T, B, I]`, `w_ih` `[4H, I]`,
 /// `w_hh` `[4H, H]`, `bias` `[4H]`, state `[B, H]` each, all on the flex backend (or all on the
-/// GPU, where [`super::gpu::lstm`] runs it, in f32, with the `wgpu` feature). Returns the
+/// GPU, where `kernels::gpu::lstm` runs it, in f32, with the `wgpu` feature). Returns the
 /// outputs `[T, B, H]` (in input order, differentiable with respect to `x` and the weights) and
 /// the final `(h, c)`, which carry no gradient, nor does the initial state receive one: the
 /// caller detaches them, as AWD-LSTM does between windows.
