@@ -314,6 +314,16 @@ mod decoder {
         {
             check_decoder((&gpu, 1e-4), (n, e, v), k % 2 == 0, k as u64).unwrap();
         }
+        // Out-of-range ids are clamped into the vocabulary, as on the CPU: -3 reads as 0.
+        let plain = gpu.inner();
+        let x: Tensor<2> = Tensor::random([3, 4], Distribution::Normal(0.0, 1.0), &plain);
+        let w: Tensor<2> = Tensor::random([300, 4], Distribution::Normal(0.0, 1.0), &plain);
+        let loss = |ids: [i64; 3]| {
+            let t = Tensor::from_data(TensorData::new(ids.to_vec(), [3]), &plain);
+            let l = decoder_cross_entropy(x.clone(), w.clone(), None, t, Precision::F32);
+            l.into_scalar::<f32>()
+        };
+        assert_eq!(loss([-3, 305, 7]), loss([0, 299, 7]));
     }
 
     #[test]

@@ -94,7 +94,12 @@ mod kernel {
             red[unit] = sum;
             sync_cube();
             let total = reduce::<F>(&mut red, false);
-            let target = u32::cast_from(targets[row]).min(vocab - 1) as usize;
+            // Clamped into [0, V) as the CPU does (a negative id to 0, not wrapped to V - 1).
+            let mut id = i32::cast_from(targets[row]);
+            if id < 0 {
+                id = 0;
+            }
+            let target = u32::cast_from(id).min(vocab - 1) as usize;
             if unit == 0 {
                 nll[row] = total.ln() + m - logits[base + target];
             }
