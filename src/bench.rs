@@ -73,7 +73,7 @@ pub fn run_steps(
     let device = device.clone().autodiff();
     let (model, _masks) = init_model(cfg, vocab, &device)?;
     let mut model = set_training(model, true);
-    let mut step = TrainStep::new(cfg);
+    let mut step = TrainStep::new(&cfg.optim);
     let mut start = Instant::now();
     for (i, (x, y)) in batches.into_iter().enumerate() {
         model = step.lm(model, x, y, cfg.lr)?.0;
@@ -121,9 +121,9 @@ pub fn train_loop(cfg: &TrainConfig, steps: usize, device: &Device) -> Result<Ti
     };
     match Trainer::new(cfg, data, opts, None)?.run()? {
         Outcome::Finished(s) => Ok(timing(
-            s.train_s,
-            s.timed_steps,
-            (s.train_tokens as usize).div_ceil(s.timed_steps.max(1)),
+            s.fit.train_s,
+            s.fit.timed_steps,
+            (s.fit.train_tokens as usize).div_ceil(s.fit.timed_steps.max(1)),
         )),
         Outcome::Interrupted { .. } => unreachable!("nothing asks this run to stop"),
     }
@@ -149,8 +149,8 @@ pub fn clas(
     steps: usize,
     device: &Device,
 ) -> Result<Timing> {
+    use crate::classify::ClassifierTrainer;
     use crate::classify::data::{Example, Labelled};
-    use crate::classify::{ClasStage, ClassifierTrainer};
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut doc = |label| Example {
         ids: (0..doc_len)
@@ -167,15 +167,18 @@ pub fn clas(
     };
     let vocab = Vocab::from_itos((0..VOCAB).map(|i| format!("t{i}")).collect());
     let (_dir, opts) = scratch_run(device)?;
-    let mut trainer = ClassifierTrainer::new(cfg.clone(), data, vocab, None, false, opts)?;
     let last = *cfg.stages.last().expect("stages");
-    trainer.enter_stage(0, &ClasStage { groups: 0, ..last })?;
+    let cfg = crate::classify::ClassifyConfig {
+        stages: vec![crate::train::Stage { groups: 0, ..last }],
+        ..cfg.clone()
+    };
+    let mut trainer = ClassifierTrainer::new(cfg, data, vocab, None, false, opts)?;
     let batch: Vec<usize> = (0..b).collect();
-    trainer.train_step(&batch, last.lr)?;
+    trainer.step_once(batch.clone(), last.lr)?;
     device.sync().ok();
     let start = Instant::now();
     for _ in 0..steps {
-        trainer.train_step(&batch, last.lr)?;
+        trainer.step_once(batch.clone(), last.lr)?;
     }
     device.sync().ok();
     Ok(timing(start.elapsed().as_secs_f64(), steps, b * doc_len))

@@ -8,7 +8,7 @@ use awd::audit::step::audit_step;
 use awd::audit::{Problem, Regularizer, audit};
 use awd::dropout::{MaskOwner, Masks, WeightDropout};
 use awd::nn::{Linear, LinearConfig};
-use awd::train::{TrainConfig, TrainStep};
+use awd::train::{OptimConfig, TrainStep};
 use awd::{checkpoint::fastai, device};
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
@@ -16,7 +16,7 @@ use burn::tensor::{Distribution, Tensor};
 
 /// The training step with the default configuration's Adam.
 fn adam() -> TrainStep {
-    TrainStep::new(&TrainConfig::default())
+    TrainStep::new(&OptimConfig::default())
 }
 
 fn input(dev: &burn::tensor::Device) -> Tensor<2> {

@@ -265,7 +265,7 @@ fn classifier_checkpoints_move_between_pth_and_awd() {
 /// fastai's tutorial recipe, parsed from `--stages` as fastai's calls read.
 #[test]
 fn stages_parse_as_fastais_calls() {
-    use awd::classify::ClasStage;
+    use awd::train::Stage as ClasStage;
     let parsed = ClasStage::parse_list("1:2e-2:1,1:1e-2:2,1:5e-3:3,2:1e-3").unwrap();
     assert_eq!(parsed, ClasStage::ulmfit());
     for bad in ["1", "x:1e-2", "1:fast", "1:1e-2:some", "1:2:3:4"] {
@@ -279,7 +279,7 @@ fn stages_parse_as_fastais_calls() {
 /// batch; evaluation batches cover every document, longest first.
 #[test]
 fn training_batches_group_similar_lengths() {
-    use awd::classify::data::{eval_batches, train_batches};
+    use awd::classify::batches::{eval_batches, train_batches};
     let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 613 + 1).collect();
     let longest = (0..lengths.len()).max_by_key(|&i| lengths[i]).unwrap();
     let batches = train_batches(&lengths, 16, 4);
@@ -344,11 +344,10 @@ fn class_folders_read_as_imdb_is_laid_out() {
 /// exactly one of them.
 #[test]
 fn layer_groups_are_fastais_classifier_split() {
-    use awd::classify::trainer::clas_groups;
     use awd::params::param_ids_by_path;
     let cfg = config();
     let model = TextClassifier::new(&cfg, &Masks::default(), &device::cpu()).unwrap();
-    let groups = clas_groups(&model);
+    let groups = model.layer_groups();
     assert_eq!(groups.len(), cfg.encoder.n_layers + 2);
     let paths = param_ids_by_path(&model);
     let of = |id| groups.iter().position(|g| g.ids.contains(&id)).unwrap();

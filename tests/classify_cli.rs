@@ -395,3 +395,103 @@ fn an_untrained_classifier_learns_on_the_gpu() {
     let stdout = ok(&train_untrained(&data, &out, &["--device", common::GPU]));
     assert!(accuracy(&stdout) >= 95.0, "{stdout}");
 }
+
+/// A classifier run killed (SIGKILL) after its first checkpoint and resumed ends with the same
+/// model file, byte for byte, as an uninterrupted run: two stages (the first training the head
+/// alone), so the resumed run re-enters a stage's layer groups.
+#[test]
+fn a_killed_classifier_run_resumes_to_the_same_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = keyword_docs(tmp.path());
+    let extra = ["--stages", "1:1e-2:1,5:5e-3:0", "--max-len", "40"];
+    let whole = tmp.path().join("whole");
+    let mut args: Vec<String> = ["classify", "train", "--data", s(&data), "--quiet"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(
+        [
+            "--emb-size",
+            "32",
+            "--hidden-size",
+            "64",
+            "--n-layers",
+            "2",
+            "--batch-size",
+            "16",
+        ]
+        .map(String::from),
+    );
+    args.extend(extra.map(String::from));
+    let with_out = |out: &Path| {
+        let mut a = args.clone();
+        a.extend(["--out".to_string(), s(out).to_string()]);
+        a
+    };
+    ok(&Command::new(env!("CARGO_BIN_EXE_awd"))
+        .args(with_out(&whole))
+        .output()
+        .unwrap());
+
+    let cut = tmp.path().join("cut");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_awd"))
+        .args(with_out(&cut))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = cut.join("train-state.safetensors");
+    while !state.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before it was killed"
+    );
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    let resumed = awd(&[
+        "classify",
+        "train",
+        "--resume",
+        "--out",
+        s(&cut),
+        "--data",
+        s(&data),
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&resumed.stderr).to_string();
+    ok(&resumed);
+    assert!(stderr.contains("resuming"), "{stderr}");
+    let bytes = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(
+        bytes(&whole) == bytes(&cut),
+        "the resumed classifier differs"
+    );
+}
+
+/// `--resume` where no checkpoint was written says so, and how to start over.
+#[test]
+fn resuming_without_a_checkpoint_says_how_to_start_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = keyword_docs(tmp.path());
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = awd(&[
+        "classify",
+        "train",
+        "--resume",
+        "--out",
+        s(&empty),
+        "--data",
+        s(&data),
+    ]);
+    fails_with(&out, "holds no checkpoint to resume");
+    fails_with(&out, "--force");
+    let out = awd(&["train", "--resume", "--out", s(&empty)]);
+    fails_with(&out, "holds no checkpoint to resume");
+}

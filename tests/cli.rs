@@ -177,35 +177,46 @@ fn interrupted_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let extra = ["--grammar-tokens", "20000", "--epochs", "3"];
     ok(&train_small(&whole, &extra));
 
-    // Ctrl-C at different moments (mid-epoch and later), then --resume.
-    for (i, delay_ms) in [300u64, 900].into_iter().enumerate() {
+    // Ctrl-C at two moments (as soon as the run has opened its metrics, in its first epoch; and
+    // once its first checkpoint is written), then --resume. Each stop must land mid-run.
+    for (i, marker) in ["metrics.csv", "train-state.safetensors"]
+        .into_iter()
+        .enumerate()
+    {
         let cut = tmp.path().join(format!("cut{i}"));
-        let child = Command::new(env!("CARGO_BIN_EXE_awd"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_awd"))
             .args(small_args(&cut, &extra))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        while !cut.join(marker).exists() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before {marker}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
             .unwrap();
         let interrupted = child.wait_with_output().unwrap();
-        let code = interrupted.status.code();
-        assert!(code == Some(130) || code == Some(0), "exit {code:?}");
-        if code == Some(130) {
-            let stderr = String::from_utf8_lossy(&interrupted.stderr);
-            assert!(stderr.contains("--resume"), "{stderr}");
-            ok(&awd(&["train", "--resume", "--out", s(&cut), "--quiet"]));
-        }
+        let stderr = String::from_utf8_lossy(&interrupted.stderr);
+        assert_eq!(
+            interrupted.status.code(),
+            Some(130),
+            "not stopped mid-run: {stderr}"
+        );
+        assert!(stderr.contains("--resume"), "{stderr}");
+        ok(&awd(&["train", "--resume", "--out", s(&cut), "--quiet"]));
         let diff = differing(
             &whole.join("model.safetensors"),
             &cut.join("model.safetensors"),
         );
         assert!(
             diff.is_empty(),
-            "after a stop at {delay_ms} ms, these differ: {diff:?}"
+            "after a stop at {marker}, these differ: {diff:?}"
         );
     }
 }

@@ -304,7 +304,7 @@ fn nt_asgd_switches_when_validation_stops_improving_for_nonmono_checks() {
 /// rate to `lr`; without a low rate every group trains at `lr`.
 #[test]
 fn discriminative_rates_are_fastais_even_mults() {
-    use awd::train::trainer::discriminative_factor;
+    use awd::train::stage::discriminative_factor;
     let lr = 1e-2;
     let got: Vec<f64> = (0..5)
         .map(|i| discriminative_factor(lr, lr / 2.6f64.powi(4), i, 5))

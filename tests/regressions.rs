@@ -6,7 +6,7 @@ use awd::dropout::{Masks, WeightDropout, set_training};
 use awd::model::{AwdLstmConfig, LanguageModel};
 use awd::nn::{LinearConfig, LstmConfig};
 use awd::params::{HostTensor, named_values, param_paths};
-use awd::train::{Outcome, RunOptions, TrainConfig, TrainStep, Trainer};
+use awd::train::{OptimConfig, Outcome, RunOptions, TrainConfig, TrainStep, Trainer};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 
 fn small_lm() -> (LanguageModel, Masks) {
@@ -38,7 +38,7 @@ fn batch() -> (Tensor<2, Int>, Tensor<2, Int>) {
 fn regression_data_detach_raw_weights_receive_gradients_and_are_trained() {
     let (model, masks) = small_lm();
     let (x, y) = batch();
-    let mut step = TrainStep::new(&TrainConfig::default());
+    let mut step = TrainStep::new(&OptimConfig::default());
     let (report, stepped) = audit_step(&mut step, model.clone(), &masks, 1e-3, |m| {
         Ok(m.loss(x, y, 2.0, 1.0)?.1.total)
     })

@@ -11,8 +11,8 @@ use awd::model::AwdLstmConfig;
 use awd::params::named_values;
 use awd::train::init_model;
 use awd::train::{
-    Group, OptimizerKind, Outcome, Preset, RunOptions, Schedule, Summary, TrainConfig, TrainStep,
-    Trainer,
+    Group, OptimConfig, OptimizerKind, Outcome, Preset, RunOptions, Schedule, Summary, TrainConfig,
+    TrainStep, Trainer,
 };
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::Tensor;
@@ -36,10 +36,13 @@ fn small() -> TrainConfig {
         batch_size: 4,
         bptt: 8,
         variable_bptt: false,
-        schedule: Schedule::Constant,
-        optimizer: OptimizerKind::Adamw,
-        weight_decay: 0.01,
-        clip: 0.1,
+        optim: OptimConfig {
+            schedule: Schedule::Constant,
+            optimizer: OptimizerKind::Adamw,
+            weight_decay: 0.01,
+            clip: 0.1,
+            ..OptimConfig::default()
+        },
         lr: 3e-3,
         ..TrainConfig::default()
     }
@@ -71,7 +74,7 @@ fn bench_and_trainer_run_the_same_step() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let s = train(cfg.clone(), data.clone(), &tmp.path().join("run")).unwrap();
-    assert_eq!(s.steps, 5);
+    assert_eq!(s.fit.steps, 5);
     let (trained, _) = native::load(&s.model_path, &Masks::default(), &device::cpu()).unwrap();
 
     let dev = device::cpu_autodiff();
@@ -129,10 +132,10 @@ fn groups_scale_the_learning_rate_and_frozen_groups_stay() {
     let _serial = serial();
     let dev = device::cpu_autodiff();
     let make = || Two::ones(&dev);
-    let cfg = TrainConfig {
+    let cfg = OptimConfig {
         optimizer: OptimizerKind::Sgd,
         beta1: 0.0,
-        ..TrainConfig::default()
+        ..OptimConfig::default()
     };
     let x: Tensor<1> = Tensor::from_floats([1.0, 2.0, 3.0], &dev);
     let run = |groups: Vec<Group>| {
@@ -177,17 +180,17 @@ fn a_group_momentum_is_that_groups_adam_beta1() {
     let _serial = serial();
     let dev = device::cpu_autodiff();
     let make = || Two::ones(&dev);
-    let cfg = TrainConfig {
+    let cfg = OptimConfig {
         optimizer: OptimizerKind::Adam,
         beta1: 0.9,
-        ..TrainConfig::default()
+        ..OptimConfig::default()
     };
     // Loss a·x_k² + b·x_k²... with a different x at each step, so momentum matters.
     let xs: Vec<Tensor<1>> = [[1.0, -2.0, 0.5], [-3.0, 1.0, 2.0]]
         .into_iter()
         .map(|v| Tensor::from_floats(v, &dev))
         .collect();
-    let run = |cfg: &TrainConfig, groups: Vec<Group>| {
+    let run = |cfg: &OptimConfig, groups: Vec<Group>| {
         let mut step = TrainStep::new(cfg);
         let mut m = step.set_groups(make(), groups).unwrap();
         for x in &xs {
@@ -208,7 +211,7 @@ fn a_group_momentum_is_that_groups_adam_beta1() {
     };
     let (a, b) = run(&cfg, vec![own.clone()]);
     let (a0, _) = run(
-        &TrainConfig {
+        &OptimConfig {
             beta1: 0.0,
             ..cfg.clone()
         },
@@ -218,7 +221,7 @@ fn a_group_momentum_is_that_groups_adam_beta1() {
     assert_eq!(a, a0, "group a moves with beta1 0");
     assert_eq!(b, b9, "b keeps the configured 0.9");
     assert_ne!(a, b, "the two momenta give different updates");
-    let sgd = TrainConfig {
+    let sgd = OptimConfig {
         optimizer: OptimizerKind::Sgd,
         ..cfg
     };
@@ -245,14 +248,14 @@ fn clipping_inside_adam_equals_clipping_the_gradients() {
         (OptimizerKind::Adamw, Decay::Decoupled(0.1)),
         (OptimizerKind::Adam, Decay::L2(0.1)),
     ] {
-        let cfg = TrainConfig {
+        let cfg = OptimConfig {
             optimizer: kind,
             weight_decay: 0.1,
             clip: 0.5,
             beta1: 0.9,
             beta2: 0.99,
             eps: 1e-5,
-            ..TrainConfig::default()
+            ..OptimConfig::default()
         };
         let mut step = TrainStep::new(&cfg);
         let (folded, stats) = step
@@ -313,7 +316,11 @@ fn the_main_job_learns_close_to_the_grammars_entropy() {
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let s = train(cfg, data, &tmp.path().join("run")).unwrap();
-    assert!(before - s.valid_loss >= 1.5, "{before} -> {}", s.valid_loss);
+    assert!(
+        before - s.fit.metrics >= 1.5,
+        "{before} -> {}",
+        s.fit.metrics
+    );
     let above = s.test_loss.unwrap().exp() / entropy.exp() - 1.0;
     assert!(above < 0.08, "{:.1}% above the entropy", 100.0 * above);
 }
@@ -348,7 +355,6 @@ fn a_config_files_model_table_merges_into_the_preset() {
 #[test]
 fn lm_groups_split_as_fastai_and_freeze_all_but_the_last() {
     use awd::params::param_paths;
-    use awd::train::lm_groups;
     let _serial = serial();
     let cfg = TrainConfig {
         model: AwdLstmConfig {
@@ -360,7 +366,7 @@ fn lm_groups_split_as_fastai_and_freeze_all_but_the_last() {
     let data = Dataset::grammar(2000, Specials::Ptb, 1).unwrap();
     let dev = device::cpu_autodiff();
     let (model, _) = init_model(&cfg, data.vocab.len(), &dev).unwrap();
-    let mut groups = lm_groups(&model);
+    let mut groups = model.layer_groups();
     assert_eq!(groups.len(), 4);
     let paths = param_paths(&model);
     let ids = awd::train::state::param_ids(&model);
@@ -389,7 +395,7 @@ fn lm_groups_split_as_fastai_and_freeze_all_but_the_last() {
         g.frozen = true;
     }
     let before: std::collections::BTreeMap<_, _> = named_values(&model).into_iter().collect();
-    let mut step = TrainStep::new(&cfg);
+    let mut step = TrainStep::new(&cfg.optim);
     let model = step.set_groups(model, groups).unwrap();
     let rows = Rows::new(&data.train, cfg.batch_size).unwrap();
     let (x, y) = rows.window(0, cfg.bptt, &dev);

@@ -6,25 +6,20 @@ pub mod native;
 pub mod pth;
 pub mod safetensors;
 
-use std::io::Write;
-use std::path::Path;
+pub use crate::files::write_atomic;
 
-use crate::error::{AwdError, Result};
+use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to disk,
-/// then renamed over `path`. A crash leaves either the old file or the new one, never a mix.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| AwdError::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| AwdError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| AwdError::io(path, e))?;
-    tmp.persist(path).map_err(|e| AwdError::io(path, e.error))?;
-    Ok(())
+/// The model file of a run directory.
+pub const MODEL_FILE: &str = "model.safetensors";
+
+/// A model path as given: a run directory stands for its model file.
+pub fn model_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(MODEL_FILE)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// The safetensors metadata awd writes: one key, `awd`, holding a JSON object. (One key, because

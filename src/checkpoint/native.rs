@@ -72,7 +72,7 @@ pub fn load_with_vocab(
 /// Reads a model file written by [`save`]; a run directory (as `awd train` prints it) stands
 /// for its model file.
 pub fn load(path: &Path, masks: &Masks, device: &Device) -> Result<(LanguageModel, ModelInfo)> {
-    let path = &crate::train::run_dir::model_file(path);
+    let path = &super::model_file(path);
     let bytes = std::fs::read(path).map_err(|e| AwdError::io(path, e))?;
     let bad = |reason: String| AwdError::checkpoint(path, reason);
     // PyTorch's `.pth` files are zip archives.

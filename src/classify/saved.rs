@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
+use crate::checkpoint::model_file;
 use crate::checkpoint::{fastai, native};
 use crate::data::{Vocab, fastai_vocab};
 use crate::dropout::Masks;
 use crate::error::{AwdError, Result};
 use crate::model::{AwdLstmConfig, ClassifierConfig, TextClassifier};
 use crate::params::HostTensor;
-use crate::train::run_dir::model_file;
 
 const FORMAT: &str = "awd-text-classifier/1";
 

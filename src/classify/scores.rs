@@ -4,7 +4,7 @@
 
 use burn::tensor::activation::{sigmoid, softmax};
 
-use super::data::eval_batches;
+use super::batches::eval_batches;
 use crate::error::Result;
 use crate::model::{DocBatch, TextClassifier};
 use crate::params::HostTensor;

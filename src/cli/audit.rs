@@ -89,7 +89,7 @@ fn audited_step(args: &ModelArgs) -> anyhow::Result<(Report, LanguageModel)> {
     let (x, y): (Tensor<2, Int>, Tensor<2, Int>) = rows.window(0, cfg.bptt, &dev);
     let model = set_training(model, true);
     // The training step of this configuration (optimizer, clipping, AR/TAR) at its rate.
-    let mut step = TrainStep::new(&cfg);
+    let mut step = TrainStep::new(&cfg.optim);
     let (alpha, beta) = (step.alpha, step.beta);
     let (report, model) = audit_step(&mut step, model, &masks, cfg.lr, |m| {
         Ok(m.loss(x, y, alpha, beta)?.1.total)

@@ -8,14 +8,14 @@ use crate::audit::step::audit_step;
 use crate::device;
 use crate::dropout::{Masks, WeightDropout};
 use crate::nn::{LinearConfig, LstmConfig, LstmState};
-use crate::train::{TrainConfig, TrainStep};
+use crate::train::{OptimConfig, TrainStep};
 
 pub fn run(seed: u64) -> anyhow::Result<bool> {
     let dev = device::cpu_autodiff();
     dev.seed(seed);
     let masks = Masks::seeded(seed);
     // The training step `awd train` runs, with the default configuration's Adam.
-    let mut step = TrainStep::new(&TrainConfig::default());
+    let mut step = TrainStep::new(&OptimConfig::default());
 
     println!("Linear(2, 4), `weight` and `bias` dropped at p = 0.5; loss = sum(y^2)");
     let linear = WeightDropout::new(

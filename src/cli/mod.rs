@@ -7,6 +7,7 @@ mod convert;
 mod demo;
 mod eval;
 mod generate;
+mod lr_find;
 mod tokenize;
 mod train;
 
@@ -37,6 +38,9 @@ enum Command {
     /// A text classifier on the AWD-LSTM encoder (ULMFiT): train, predict, eval.
     #[command(subcommand)]
     Classify(classify::ClassifyCommand),
+    /// fastai's learning-rate finder: sweep the rate over a few batches, suggest one, plot the loss.
+    #[command(subcommand, name = "lr-find")]
+    LrFind(lr_find::LrFindCommand),
     /// Perplexity of a trained model on a text.
     Eval(eval::EvalArgs),
     /// Generate text from a trained model.
@@ -114,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => audit::run_explain(args),
         Command::Eval(args) => eval::run(args),
         Command::Classify(cmd) => classify::run(cmd),
+        Command::LrFind(cmd) => lr_find::run(cmd),
         Command::Generate(args) => generate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Convert {

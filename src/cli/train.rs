@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
+use crate::data::Level;
 use crate::data::download::PublicData;
-use crate::data::{Dataset, Level, Specials};
 use crate::device;
-use crate::train::pretrained::Pretrained;
-use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainFlags, Trainer, state};
+use crate::jobs::train::{LmTraining, new_lm, resume_lm};
+use crate::train::{Outcome, Preset, RunOptions, TrainFlags};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -54,23 +54,6 @@ pub struct TrainArgs {
     pub flags: TrainFlags,
 }
 
-fn dataset(args: &TrainArgs, cfg: &mut TrainConfig) -> anyhow::Result<Dataset> {
-    let path = match (&args.data, args.dataset) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(public)) => {
-            if args.flags.level.is_none() {
-                cfg.level = public.level();
-                if cfg.level == Level::Fastai && args.flags.specials.is_none() {
-                    cfg.specials = Specials::Fastai;
-                }
-            }
-            Some(public.fetch()?)
-        }
-        (None, None) => None,
-    };
-    Ok(cfg.dataset(path.as_deref())?)
-}
-
 fn default_out(args: &TrainArgs) -> PathBuf {
     let name = match (&args.data, args.dataset) {
         (Some(p), _) => p
@@ -82,6 +65,21 @@ fn default_out(args: &TrainArgs) -> PathBuf {
     };
     let preset = format!("{:?}", args.preset).to_lowercase();
     super::new_run_dir(&format!("{preset}-{name}"))
+}
+
+impl TrainArgs {
+    /// What the library's training job takes of these flags.
+    pub fn spec(&self) -> LmTraining {
+        LmTraining {
+            preset: self.preset,
+            config_file: self.config.clone(),
+            flags: self.flags.clone(),
+            data: self.data.clone(),
+            dataset: self.dataset,
+            pretrained: self.pretrained.clone(),
+            pretrained_vocab: self.pretrained_vocab.clone(),
+        }
+    }
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
@@ -102,63 +100,23 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
         eprintln!("data-parallel: {} ranks", dist.size());
     }
 
-    let mut trainer = if args.resume {
-        let ck = state::load(&opts.state_path())?;
-        let mut cfg = ck.config.clone();
-        let data = dataset(&args, &mut cfg)?;
-        if writer {
-            eprintln!(
-                "resuming {} at epoch {}, step {}",
-                out_dir.display(),
-                ck.progress.epoch + 1,
-                ck.progress.step
-            );
-        }
-        Trainer::resume(ck, data, opts)?
+    let started = if args.resume {
+        resume_lm(&args.spec(), opts)?
     } else {
-        let mut cfg = args.preset.config();
-        if let Some(path) = &args.config {
-            cfg = TrainConfig::from_toml_file(path, cfg)?;
-        }
-        args.flags.apply(&mut cfg);
-        let pretrained = match &args.pretrained {
-            Some(p) => {
-                let pre = Pretrained::locate(p, args.pretrained_vocab.as_deref())?;
-                pre.configure(&mut cfg, &args.flags.model)?;
-                Some(pre)
-            }
-            None => None,
-        };
-        // An unusable --out is reported before the data is read.
         let opts = opts.prepare(args.force)?;
-        let data = dataset(&args, &mut cfg)?;
+        let started = new_lm(&args.spec(), opts)?;
         if writer {
-            eprintln!(
-                "training on {}: {} tokens, vocabulary {}, {} validation tokens",
-                data.description,
-                data.train.len(),
-                data.vocab.len(),
-                data.valid.len()
+            super::note_precision(
+                started.learner.job.cfg.precision,
+                &started.learner.opts.device,
             );
         }
-        if writer {
-            super::note_precision(cfg.precision, &opts.0.device);
-        }
-        if cfg.backwards && writer {
-            eprintln!("each document is read backwards, for a backward model");
-        }
-        if let Some(p) = pretrained.as_ref().filter(|_| writer) {
-            eprintln!(
-                "from {}: {} of the {} tokens are in its vocabulary of {}; the others start at the mean embedding",
-                p.weights.display(),
-                p.known(&data.vocab),
-                data.vocab.len(),
-                p.vocab.len()
-            );
-        }
-        Trainer::new(cfg, data, opts, pretrained.as_ref())?
+        started
     };
-
+    if writer {
+        started.notes.iter().for_each(|n| eprintln!("{n}"));
+    }
+    let mut trainer = started.learner;
     match trainer.run()? {
         Outcome::Interrupted { step, checkpoint } => {
             if !writer {
@@ -172,16 +130,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
             std::process::exit(130);
         }
         Outcome::Finished(_) if !writer => Ok(true),
-        Outcome::Finished(s) => {
-            let char_level = trainer.data.level == Level::Char;
+        Outcome::Finished(summary) => {
+            let (s, fit) = (&summary, &summary.fit);
+            let char_level = trainer.job.data.level == Level::Char;
             let mut line = format!(
                 "done: {} steps, {:.0} tokens/s; validation perplexity {:.2}",
-                s.steps,
-                s.tokens as f64 / s.elapsed_s.max(1e-9),
-                s.valid_loss.exp()
+                fit.steps,
+                fit.tokens as f64 / fit.elapsed_s.max(1e-9),
+                fit.metrics.exp()
             );
             if char_level {
-                line += &format!(" ({:.3} bits/char)", crate::train::eval::bits(s.valid_loss));
+                line += &format!(" ({:.3} bits/char)", crate::train::eval::bits(fit.metrics));
             }
             if let Some(t) = s.test_loss {
                 line += &format!(", test perplexity {:.2}", t.exp());
@@ -190,7 +149,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
                 line += &format!(
                     "; best possible {:.2} (the grammar's entropy), {:.1}% above it on test",
                     h.exp(),
-                    100.0 * (s.test_loss.unwrap_or(s.valid_loss).exp() / h.exp() - 1.0)
+                    100.0 * (s.test_loss.unwrap_or(fit.metrics).exp() / h.exp() - 1.0)
                 );
             }
             println!("{line}");
@@ -201,7 +160,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
                     r.bytes as f64 / r.calls as f64 / 1e6,
                     dist.size(),
                     1e3 * r.seconds / r.calls as f64,
-                    100.0 * r.seconds / s.train_s.max(1e-9)
+                    100.0 * r.seconds / fit.train_s.max(1e-9)
                 );
             }
             println!("model:   {}", s.model_path.display());

@@ -11,8 +11,7 @@ use crate::error::{AwdError, Result};
 pub const MIN_FREQ: usize = 3;
 /// fastai's `Numericalize` defaults: the largest vocabulary before padding.
 pub const MAX_VOCAB: usize = 60000;
-/// What fastai pads its vocabularies with, to a multiple of 8.
-pub const FAKE: &str = "xxfake";
+pub use super::vocab::FAKE;
 
 /// fastai's `make_vocab` over the tokens of `docs`: tokens seen at least `min_freq` times, most
 /// frequent first, ties in first-seen order (Python's `Counter.most_common`), at most
@@ -85,5 +84,5 @@ pub fn read_pickle(path: &Path) -> Result<Vocab> {
 pub fn write_pickle(path: &Path, vocab: &Vocab) -> Result<()> {
     let bytes = serde_pickle::to_vec(&vocab.itos(), serde_pickle::SerOptions::new())
         .map_err(|e| AwdError::checkpoint(path, format!("pickling the vocabulary: {e}")))?;
-    crate::checkpoint::write_atomic(path, &bytes)
+    crate::files::write_atomic(path, &bytes)
 }

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{AwdError, Result};
 
+/// What fastai pads its vocabularies with, to a multiple of 8.
+pub const FAKE: &str = "xxfake";
+
 /// Which special tokens a vocabulary starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -93,7 +96,7 @@ impl Vocab {
         let stoi = itos
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.as_str() != super::fastai_vocab::FAKE)
+            .filter(|(_, s)| s.as_str() != FAKE)
             .map(|(i, s)| (s.clone(), i as u32))
             .collect();
         Self { itos, stoi }

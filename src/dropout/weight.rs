@@ -24,7 +24,7 @@ use burn::tensor::Tensor;
 
 use super::mask::{MaskOwner, Masks};
 use crate::error::{AwdError, Result, check_probability};
-use crate::nn::rename::PathRenamer;
+use crate::params::rename::PathRenamer;
 use crate::params::{ParamMapper, map_params};
 
 /// Any Burn module (the derive gives both traits).

@@ -17,7 +17,8 @@ use crate::dropout::{Dropout, Masks};
 use crate::error::{AwdError, Result};
 use crate::nn::batch_norm::BatchNorm1d;
 use crate::nn::linear::{Linear, LinearConfig};
-use crate::nn::rename::PathRenamer;
+use crate::params::groups::{Group, groups_by_path, lstm_layer};
+use crate::params::rename::PathRenamer;
 
 pub use super::documents::DocBatch;
 use super::documents::concat_pool;
@@ -277,6 +278,25 @@ impl TextClassifier {
             logits: x.select(0, inverse.clone()),
             pooled: pooled.select(0, inverse.clone()),
             enc: enc.select(0, inverse),
+        })
+    }
+}
+
+impl TextClassifier {
+    /// fastai's `awd_lstm_clas_split`: the embedding (`0.module.encoder.*`), each LSTM layer
+    /// (`0.module.rnns.{l}.*`), then the head (`1.*`), in that order.
+    pub fn layer_groups(&self) -> Vec<Group> {
+        let layers = self.encoder().rnns.len();
+        let names = std::iter::once("embedding".to_string())
+            .chain((0..layers).map(|l| format!("LSTM layer {l}")))
+            .chain(["head".to_string()])
+            .collect();
+        groups_by_path(self, names, |path| {
+            match lstm_layer(path, "0.module.rnns.") {
+                Some(l) => 1 + l,
+                None if path.starts_with("0.") => 0,
+                None => layers + 1,
+            }
         })
     }
 }

@@ -12,7 +12,8 @@ use crate::error::Result;
 use crate::kernels::decoder_ce::decoder_cross_entropy;
 use crate::kernels::{Impl, Precision};
 use crate::nn::linear::linear;
-use crate::nn::rename::PathRenamer;
+use crate::params::groups::{Group, groups_by_path, lstm_layer};
+use crate::params::rename::PathRenamer;
 
 #[derive(Module, Debug)]
 pub struct LmParts {
@@ -208,5 +209,20 @@ impl LanguageModel {
                 total,
             },
         ))
+    }
+}
+
+impl LanguageModel {
+    /// fastai's `awd_lstm_lm_split`: one group per LSTM layer (`0.rnns.{l}.*`), then the embedding
+    /// with the decoder (`0.encoder.*`, `1.decoder.*`), in that order; rates 1, none frozen.
+    pub fn layer_groups(&self) -> Vec<Group> {
+        let layers = self.encoder().rnns.len();
+        let names = (0..layers)
+            .map(|l| format!("LSTM layer {l}"))
+            .chain(["embedding + decoder".to_string()])
+            .collect();
+        groups_by_path(self, names, |path| {
+            lstm_layer(path, "0.rnns.").unwrap_or(layers)
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! Cross-entropy and fastai's activation regularizers (AR and TAR).
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// Mean cross-entropy of `logits` `[B, T, V]` against `targets` `[B, T]`.
 pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
@@ -38,4 +38,35 @@ pub fn temporal_activation_reg(h: Tensor<3>) -> Tensor<1> {
     }
     let diff = h.clone().narrow(1, 1, t - 1) - h.narrow(1, 0, t - 1);
     (diff.clone() * diff).mean()
+}
+
+/// A batch's targets: class ids `[B]`, or multi-hot rows `[B, C]` (multi-label).
+pub enum ClassTargets {
+    Classes(Tensor<1, Int>),
+    Multi(Tensor<2>),
+}
+
+impl ClassTargets {
+    /// The targets of documents with classes `labels` (each one class unless `multi`, of `n`).
+    pub fn new(labels: &[&[usize]], n: usize, multi: bool, device: &Device) -> Self {
+        let rows = labels.len();
+        if multi {
+            let mut hot = vec![0f32; rows * n];
+            for (r, ls) in labels.iter().enumerate() {
+                ls.iter().for_each(|&c| hot[r * n + c] = 1.0);
+            }
+            Self::Multi(Tensor::from_data(TensorData::new(hot, [rows, n]), device))
+        } else {
+            let ids: Vec<i64> = labels.iter().map(|l| l[0] as i64).collect();
+            Self::Classes(Tensor::from_data(TensorData::new(ids, [rows]), device))
+        }
+    }
+
+    /// Cross-entropy of `logits` `[B, C]`, binary per class for multi-label targets.
+    pub fn loss(&self, logits: Tensor<2>) -> Tensor<1> {
+        match self {
+            Self::Classes(y) => class_cross_entropy(logits, y.clone()),
+            Self::Multi(hot) => multi_label_bce(logits, hot.clone()),
+        }
+    }
 }

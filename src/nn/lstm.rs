@@ -10,7 +10,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Tensor};
 
-use crate::nn::rename::PathRenamer;
+use crate::params::rename::PathRenamer;
 
 /// Configuration of an [`Lstm`].
 #[derive(Debug, Clone)]

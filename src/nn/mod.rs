@@ -3,7 +3,6 @@
 pub mod batch_norm;
 pub mod linear;
 pub mod lstm;
-pub mod rename;
 
 pub use batch_norm::BatchNorm1d;
 pub use linear::{Linear, LinearConfig};

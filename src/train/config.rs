@@ -2,30 +2,12 @@
 //! the command-line flags are generated, and the presets.
 
 use crate::kernels::Precision;
-use serde::{Deserialize, Serialize};
 
+use super::optim_config::{OptimConfig, OptimFlags, OptimizerKind, Schedule};
+use super::stage::Stage;
 use crate::data::{Dataset, DocOptions, Level, Source, Specials, VocabRules};
 use crate::error::{AwdError, Result};
 use crate::model::{AwdLstmConfig, ModelFlags};
-
-/// Which optimizer steps the raw weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    Adam,
-    Adamw,
-    Sgd,
-}
-
-/// How the learning rate moves over the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Schedule {
-    Constant,
-    /// fastai's `fit_one_cycle`: cosine warm-up from lr/25 over 25% of the steps, then cosine
-    /// annealing to lr/1e5.
-    OneCycle,
-}
 
 crate::hyper_params! {
     /// The configuration of a training run (also the `--config` TOML file's fields; the model's
@@ -35,6 +17,8 @@ crate::hyper_params! {
     nested {
     /// The model's sizes and dropouts.
     model: AwdLstmConfig / ModelFlags,
+    /// The optimizer, its schedule and the loss's regularizers (the `[optim]` table).
+    optim: OptimConfig / OptimFlags,
     }
     fields {
     /// Token level: word or char.
@@ -65,29 +49,8 @@ crate::hyper_params! {
     variable_bptt: bool = true,
     /// Rows per batch when evaluating.
     eval_batch_size: usize = 10,
-    /// adam, adamw or sgd.
-    optimizer: OptimizerKind = OptimizerKind::Adam,
     /// Learning rate.
     lr: f64 = 2e-3,
-    /// Adam's beta 1 (SGD: momentum, 0 for none).
-    beta1: f64 = 0.9,
-    /// Adam's beta 2.
-    beta2: f64 = 0.99,
-    /// Adam's epsilon.
-    eps: f64 = 1e-5,
-    /// Weight decay (decoupled for adamw, L2 otherwise).
-    weight_decay: f64 = 0.0,
-    /// Clip the gradient to this total 2-norm over all parameters (0: no clipping).
-    clip: f64 = 0.0,
-    /// AR coefficient.
-    alpha: f64 = 2.0,
-    /// TAR coefficient.
-    beta: f64 = 1.0,
-    /// constant or one-cycle.
-    schedule: Schedule = Schedule::Constant,
-    /// With the one-cycle schedule, Adam's beta1 falls from --beta1 to this while the learning
-    /// rate rises and comes back as it falls (fastai's `moms`); 0: --beta1 throughout.
-    beta1_low: f64 = 0.0,
     /// Discriminative learning rates: the layer groups (each LSTM layer, then embedding + decoder)
     /// train at rates from this up to --lr, evenly spaced on a log scale (fastai's
     /// `slice(lr_low, lr)`); 0: every group at --lr.
@@ -99,10 +62,6 @@ crate::hyper_params! {
     freeze_lr: f64 = 2e-2,
     /// Multiplies every dropout of the model (fastai's `drop_mult`).
     drop_mult: f64 = 1.0,
-    /// NT-ASGD: switch to averaged SGD once validation has not improved for `nonmono` checks.
-    asgd: bool = false,
-    /// Checks without improvement before NT-ASGD switches.
-    nonmono: usize = 5,
     /// Seed of initialization, masks and window lengths.
     seed: u64 = 0,
     /// The products' operands: f32, or bf16 with f32 sums (weights, optimizer, losses and the
@@ -117,9 +76,10 @@ crate::hyper_params! {
 }
 
 /// A named set of hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     /// Seconds on a laptop: a small model on the built-in corpus.
+    #[default]
     Tiny,
     /// fastai's `awd_lstm_lm_config` with fastai-style training (AdamW, one cycle).
     AwdLstmLm,
@@ -155,16 +115,22 @@ impl Preset {
                 bptt: 20,
                 eval_batch_size: 10,
                 lr: 5e-3,
-                clip: 0.25,
+                optim: OptimConfig {
+                    clip: 0.25,
+                    ..base.optim.clone()
+                },
                 log_every: 20,
                 ..base
             },
             Preset::AwdLstmLm => TrainConfig {
-                optimizer: OptimizerKind::Adamw,
-                weight_decay: 0.01,
                 lr: 2e-3,
-                clip: 0.1,
-                schedule: Schedule::OneCycle,
+                optim: OptimConfig {
+                    optimizer: OptimizerKind::Adamw,
+                    weight_decay: 0.01,
+                    clip: 0.1,
+                    schedule: Schedule::OneCycle,
+                    ..base.optim.clone()
+                },
                 ..base
             },
             Preset::Ptb => TrainConfig {
@@ -183,13 +149,16 @@ impl Preset {
                 epochs: 500,
                 batch_size: 80,
                 bptt: 70,
-                optimizer: OptimizerKind::Sgd,
                 lr: 30.0,
-                beta1: 0.0,
-                weight_decay: 1.2e-6,
-                clip: 0.25,
-                asgd: true,
-                nonmono: 5,
+                optim: OptimConfig {
+                    optimizer: OptimizerKind::Sgd,
+                    beta1: 0.0,
+                    weight_decay: 1.2e-6,
+                    clip: 0.25,
+                    asgd: true,
+                    nonmono: 5,
+                    ..base.optim.clone()
+                },
                 ..base
             },
             Preset::Finetune => TrainConfig {
@@ -204,13 +173,7 @@ impl Preset {
                 batch_size: 64,
                 bptt: 72,
                 variable_bptt: false,
-                optimizer: OptimizerKind::Adamw,
-                beta1: 0.8,
-                beta1_low: 0.7,
-                beta2: 0.99,
-                eps: 1e-5,
-                weight_decay: 0.01,
-                schedule: Schedule::OneCycle,
+                optim: OptimConfig::fastai(),
                 drop_mult: 0.3,
                 ..base
             },
@@ -230,17 +193,6 @@ impl Preset {
     }
 }
 
-/// One `fit_one_cycle` of a run: its epochs, rates, and whether all but the last layer group is
-/// frozen.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stage {
-    pub epochs: usize,
-    pub lr: f64,
-    /// The lowest group's rate (discriminative rates); 0: every group at `lr`.
-    pub lr_low: f64,
-    pub frozen: bool,
-}
-
 impl TrainConfig {
     /// The model's configuration for a vocabulary of `vocab` tokens, dropouts times `drop_mult`.
     pub fn model_config(&self, vocab: usize) -> AwdLstmConfig {
@@ -256,7 +208,8 @@ impl TrainConfig {
         }
     }
 
-    /// The run's stages: the frozen epochs (if any), then the unfrozen ones.
+    /// The run's stages: the frozen epochs (if any: the last layer group alone, fastai's
+    /// `freeze()`), then the unfrozen ones.
     pub fn stages(&self) -> Vec<Stage> {
         let mut stages = Vec::new();
         if self.freeze_epochs > 0 {
@@ -264,21 +217,16 @@ impl TrainConfig {
                 epochs: self.freeze_epochs,
                 lr: self.freeze_lr,
                 lr_low: 0.0,
-                frozen: true,
+                groups: 1,
             });
         }
         stages.push(Stage {
             epochs: self.epochs,
             lr: self.lr,
             lr_low: self.lr_low,
-            frozen: false,
+            groups: 0,
         });
         stages
-    }
-
-    /// Whether the run trains by layer groups (freezing or discriminative rates).
-    pub fn uses_groups(&self) -> bool {
-        self.freeze_epochs > 0 || self.lr_low > 0.0
     }
 
     /// Reads a TOML file of fields (unknown fields are errors).
@@ -333,30 +281,12 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(bad("lr", self.lr, "> 0"));
         }
-        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&v) {
-                return Err(bad(name, v, "[0, 1)"));
-            }
-        }
-        for (name, v) in [
-            ("eps", self.eps),
-            ("weight-decay", self.weight_decay),
-            ("clip", self.clip),
-            ("alpha", self.alpha),
-            ("beta", self.beta),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(bad(name, v, ">= 0"));
-            }
-        }
+        self.optim.validate()?;
         if !(self.freeze_lr.is_finite() && self.freeze_lr > 0.0) {
             return Err(bad("freeze-lr", self.freeze_lr, "> 0"));
         }
         if !(self.lr_low >= 0.0 && self.lr_low <= self.lr) {
             return Err(bad("lr-low", self.lr_low, "[0, --lr]"));
-        }
-        if !(0.0..1.0).contains(&self.beta1_low) {
-            return Err(bad("beta1-low", self.beta1_low, "[0, 1)"));
         }
         if !(self.drop_mult.is_finite() && self.drop_mult >= 0.0) {
             return Err(bad("drop-mult", self.drop_mult, ">= 0"));

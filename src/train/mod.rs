@@ -1,21 +1,31 @@
-//! Training: configuration and presets, optimizers and schedules, the loop, checkpoints,
-//! evaluation and metrics.
+//! Training: the fit loop every job runs ([`Learner`]), what a job plugs into it ([`Job`]), the
+//! language model's job, configuration and presets, optimizers, schedules and stages,
+//! checkpoints, evaluation and metrics.
 
 pub mod config;
 pub mod eval;
+pub mod job;
+pub mod learner;
+pub mod lm_job;
+pub mod lr_find;
 pub mod metrics;
 pub mod optim;
+pub mod optim_config;
 pub mod plot;
 pub mod pretrained;
 pub mod ranks;
 pub mod report;
 pub mod run_dir;
+pub mod stage;
 pub mod state;
 pub mod step;
-pub mod trainer;
 
-pub use config::{OptimizerKind, Preset, Schedule, TrainConfig, TrainFlags};
+pub use crate::params::groups::Group;
+pub use config::{Preset, TrainConfig, TrainFlags};
+pub use job::{Batch, Job, JobState, Plan, Scored};
+pub use learner::{Ended, Fitted, Learner};
+pub use lm_job::{LmJob, Trainer, init_model};
+pub use optim_config::{OptimConfig, OptimFlags, OptimizerKind, Schedule};
 pub use run_dir::{Outcome, Prepared, RunOptions, Summary};
-pub use state::init_model;
-pub use step::{Group, StepStats, TrainStep, lm_groups};
-pub use trainer::Trainer;
+pub use stage::Stage;
+pub use step::{StepStats, TrainStep};

@@ -9,7 +9,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Tensor;
 
-use super::config::{OptimizerKind, Schedule, TrainConfig};
+use super::optim_config::{OptimConfig, OptimizerKind, Schedule};
 use crate::kernels::adam::{Decay, FusedAdam, Knobs};
 use crate::kernels::op::sum_squares;
 use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
@@ -17,7 +17,7 @@ use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
 /// The optimizer for `kind` (Burn's, Adam computed in one pass: [`FusedAdam`]), with the run's betas, epsilon and weight decay. Clipping is done
 /// by [`clip_global_norm`], not by the optimizer (Burn clips each tensor on its own).
 /// Returns with it the handles of Adam's β₁ and gradient factor (none for SGD).
-pub fn build(cfg: &TrainConfig, kind: OptimizerKind) -> (ModuleOptimizer, Option<Knobs>) {
+pub fn build(cfg: &OptimConfig, kind: OptimizerKind) -> (ModuleOptimizer, Option<Knobs>) {
     let wd = cfg.weight_decay as f32;
     let adam = |decay| {
         let adam = FusedAdam::new(cfg.beta1 as f32, cfg.beta2 as f32, cfg.eps as f32, decay);

@@ -1,35 +1,13 @@
-//! A training run as one rank of a data-parallel job (`crate::dist`): what the rank reports,
-//! how its step and masks join the job, and the carried hidden state, which a checkpoint holds for
-//! the global batch and each rank holds for its own rows.
+//! The language model's carried hidden state in a data-parallel job (`crate::dist`): a
+//! checkpoint holds it for the global batch, and each rank holds it for its own rows.
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::report::Reporter;
-use super::run_dir::RunOptions;
-use super::state::Live;
 use crate::dist::Dist;
 use crate::error::Result;
 use crate::model::LanguageModel;
 use crate::nn::LstmState;
 use crate::params::HostTensor;
-
-/// The run's reporter: the metrics file and progress on the writing rank, nothing elsewhere.
-pub fn reporter(opts: &RunOptions, resume: bool, log_every: usize) -> Result<Reporter> {
-    if opts.dist.is_writer() {
-        Reporter::open(&opts.metrics_path(), resume, opts.progress, log_every)
-    } else {
-        Ok(Reporter::silent())
-    }
-}
-
-/// The step and masks of this rank of the job: gradients averaged over the ranks, activation
-/// masks this rank's rows of the global batch's.
-pub fn join(mut live: Live, opts: &RunOptions) -> Result<Live> {
-    let dist = &opts.dist;
-    live.step.dist = dist.clone();
-    live.masks.share_rows(dist.rank(), dist.size());
-    Ok(live)
-}
 
 /// `model` with the carried hidden state of every rank's rows, in the global batch's row order
 /// (each rank holds its own rows; one sum assembles them). One process: `model` as it is.

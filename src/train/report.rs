@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::job::Scored;
 use super::metrics::{Metrics, Row, last_elapsed};
 use crate::error::Result;
 
@@ -128,41 +129,23 @@ impl Reporter {
         Ok(())
     }
 
-    /// A validation loss after `step`, in (1-based) `epoch`; `tokens` trained in all.
-    pub fn validation(
+    /// A validation after `step`, in (1-based) `epoch`; `tokens` trained in all.
+    pub fn validation<S: Scored>(
         &mut self,
         step: usize,
         epoch: usize,
-        val: f64,
+        scored: &S,
         lr: f64,
         tokens: u64,
     ) -> Result<()> {
+        let val = scored.loss();
         self.validation_row(step, epoch, val, lr, tokens)?;
         if self.show {
-            eprintln!(
-                "epoch {epoch:>3}  step {step:>6}  valid loss {val:.4}  ppl {:.2}",
-                val.exp()
-            );
-        }
-        Ok(())
-    }
-
-    /// A classifier's validation: its loss and accuracy.
-    pub fn classification(
-        &mut self,
-        step: usize,
-        epoch: usize,
-        val: f64,
-        accuracy: f64,
-        lr: f64,
-        tokens: u64,
-    ) -> Result<()> {
-        self.validation_row(step, epoch, val, lr, tokens)?;
-        if self.show {
-            eprintln!(
-                "epoch {epoch:>3}  step {step:>6}  valid loss {val:.4}  accuracy {:.2}%",
-                100.0 * accuracy
-            );
+            let score = match scored.accuracy() {
+                Some(a) => format!("accuracy {:.2}%", 100.0 * a),
+                None => format!("ppl {:.2}", val.exp()),
+            };
+            eprintln!("epoch {epoch:>3}  step {step:>6}  valid loss {val:.4}  {score}");
         }
         Ok(())
     }

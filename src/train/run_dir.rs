@@ -22,10 +22,21 @@ pub struct RunOptions {
     pub dist: std::rc::Rc<crate::dist::Dist>,
 }
 
-/// The model file of a run directory.
-pub const MODEL_FILE: &str = "model.safetensors";
+pub use crate::checkpoint::{MODEL_FILE, model_file};
 
 impl RunOptions {
+    /// A run in `out_dir` on `device` (an autodiff one), on one process, without a progress bar
+    /// or a Ctrl-C handler: what a library caller starts from.
+    pub fn quiet(out_dir: PathBuf, device: Device) -> Self {
+        Self {
+            out_dir,
+            device,
+            progress: false,
+            stop: Default::default(),
+            dist: Default::default(),
+        }
+    }
+
     pub fn model_path(&self) -> PathBuf {
         self.out_dir.join(MODEL_FILE)
     }
@@ -75,15 +86,6 @@ impl RunOptions {
 #[derive(Debug, Clone)]
 pub struct Prepared(pub(crate) RunOptions);
 
-/// A model path as given: a run directory stands for its model file.
-pub fn model_file(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join(MODEL_FILE)
-    } else {
-        path.to_path_buf()
-    }
-}
-
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().to_string())
@@ -101,21 +103,12 @@ pub enum Outcome {
     },
 }
 
+/// A finished language-model run.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub valid_loss: f64,
+    /// The fit: its last validation loss (`metrics`), steps, tokens and times.
+    pub fit: super::learner::Fitted<f64>,
     pub test_loss: Option<f64>,
-    pub steps: usize,
-    pub tokens: u64,
-    pub elapsed_s: f64,
-    /// Seconds this process spent in training windows (data, step, progress, metrics), without
-    /// evaluation and checkpoints: what `awd bench --loop` compares with the step alone.
-    pub train_s: f64,
-    /// The steps `train_s` covers: this process's steps but its first, which pays one-time
-    /// allocations (as the step benchmark's warm-up does).
-    pub timed_steps: usize,
-    /// Tokens of the timed steps.
-    pub train_tokens: u64,
     /// The least loss possible on this data, when known.
     pub entropy_rate: Option<f64>,
     pub model_path: PathBuf,

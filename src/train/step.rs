@@ -10,71 +10,16 @@ use std::rc::Rc;
 
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::config::{OptimizerKind, TrainConfig};
 use super::optim::{
     Averager, build, clip_factor, clip_global_norm, grad_norms, non_finite_gradient,
 };
+use super::optim_config::{OptimConfig, OptimizerKind};
 use crate::dist::Dist;
 use crate::error::{AwdError, Result};
 use crate::kernels::adam::Knobs;
 use crate::model::LanguageModel;
-use crate::params::{
-    HostTensor, ParamMapper, ParamVisitor, map_params, param_ids_by_path, visit_params,
-};
-
-/// Parameters that train together: one learning-rate factor, frozen or not.
-#[derive(Debug, Clone)]
-pub struct Group {
-    pub name: String,
-    pub ids: Vec<ParamId>,
-    /// This group's learning rate is the step's times `lr_factor` (fastai's discriminative rates).
-    pub lr_factor: f64,
-    /// A frozen group's parameters get no gradient (autodiff does not track them) and no update.
-    pub frozen: bool,
-    /// Adam's β₁ for this group (`None`: the configured one).
-    pub momentum: Option<f64>,
-}
-
-/// Groups named `names`, each parameter of `model` in the group `group_of(its path)`; rates 1,
-/// none frozen.
-pub fn groups_by_path<M: Module>(
-    model: &M,
-    names: Vec<String>,
-    group_of: impl Fn(&str) -> usize,
-) -> Vec<Group> {
-    let mut groups: Vec<Group> = names
-        .into_iter()
-        .map(|name| Group {
-            name,
-            ids: Vec::new(),
-            lr_factor: 1.0,
-            frozen: false,
-            momentum: None,
-        })
-        .collect();
-    for (path, id) in param_ids_by_path(model) {
-        groups[group_of(&path)].ids.push(id);
-    }
-    groups
-}
-
-/// The LSTM layer a parameter path names after `prefix` (`{prefix}{l}.…`).
-pub fn lstm_layer(path: &str, prefix: &str) -> Option<usize> {
-    path.strip_prefix(prefix)?.split('.').next()?.parse().ok()
-}
-
-/// fastai's `awd_lstm_lm_split`: one group per LSTM layer (`0.rnns.{l}.*`), then the embedding
-/// with the decoder (`0.encoder.*`, `1.decoder.*`), in that order; rates 1, none frozen.
-pub fn lm_groups(model: &LanguageModel) -> Vec<Group> {
-    let layers = model.encoder().rnns.len();
-    let names = (0..layers)
-        .map(|l| format!("LSTM layer {l}"))
-        .chain(["embedding + decoder".to_string()])
-        .collect();
-    groups_by_path(model, names, |path| {
-        lstm_layer(path, "0.rnns.").unwrap_or(layers)
-    })
-}
+use crate::params::groups::Group;
+use crate::params::{HostTensor, ParamMapper, ParamVisitor, map_params, visit_params};
 
 /// What one step measured.
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +53,7 @@ pub struct TrainStep {
 
 impl TrainStep {
     /// The step of `cfg`: its optimizer, clipping and AR/TAR.
-    pub fn new(cfg: &TrainConfig) -> Self {
+    pub fn new(cfg: &OptimConfig) -> Self {
         let (optim, knobs) = build(cfg, cfg.optimizer);
         Self {
             optim,
@@ -123,8 +68,8 @@ impl TrainStep {
     }
 
     /// NT-ASGD's switch: plain SGD from here on, and the parameters averaged.
-    pub fn start_averaging(&mut self, cfg: &TrainConfig) {
-        let plain = TrainConfig {
+    pub fn start_averaging(&mut self, cfg: &OptimConfig) {
+        let plain = OptimConfig {
             beta1: 0.0,
             ..cfg.clone()
         };

@@ -119,7 +119,7 @@ macro_rules! renamed_module {
             fn visit<V: burn::module::ModuleVisitor>(&self, visitor: &mut V) {
                 #[allow(clippy::redundant_closure_call)]
                 let renamer = ($renamer)(self);
-                let mut v = $crate::nn::rename::RenameVisitor {
+                let mut v = $crate::params::rename::RenameVisitor {
                     inner: visitor,
                     renamer: &renamer,
                     stack: Vec::new(),
@@ -129,7 +129,7 @@ macro_rules! renamed_module {
             fn map<Mp: burn::module::ModuleMapper>(self, mapper: &mut Mp) -> Self {
                 #[allow(clippy::redundant_closure_call)]
                 let renamer = ($renamer)(&self);
-                let mut m = $crate::nn::rename::RenameMapper {
+                let mut m = $crate::params::rename::RenameMapper {
                     inner: mapper,
                     renamer: &renamer,
                     stack: Vec::new(),

@@ -3,6 +3,9 @@
 //! Paths are the ones every traversal of the module sees (PyTorch/fastai names for awd's own
 //! modules), so the same names serve checkpoints, parity tests, path selection and the audit.
 
+pub mod groups;
+pub mod rename;
+
 use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
