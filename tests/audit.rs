@@ -250,7 +250,7 @@ fn awd_explain_prints_the_path_of_every_layers_raw_weight() {
 #[test]
 fn explain_reads_the_model_and_the_kernels_that_run() {
     use awd::audit::explain::explain;
-    use awd::kernels::Impl;
+    use awd::kernels::Compute;
     use awd::model::{AwdLstmConfig, LanguageModel};
     let config = AwdLstmConfig {
         vocab_size: 10,
@@ -270,7 +270,7 @@ fn explain_reads_the_model_and_the_kernels_that_run() {
         fused.contains("fused kernel") && !fused.contains("recurrent matmul"),
         "{fused}"
     );
-    model.set_impl(Impl::Reference);
+    model.set_compute(Compute::Reference);
     let reference = explain(&model, raw).unwrap().to_text();
     assert!(
         reference.contains("LSTM layer 0 recurrent matmul"),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use awd::checkpoint::fastai;
 use awd::device::{self, Device};
 use awd::dropout::{Masks, set_training};
-use awd::kernels::Impl;
+use awd::kernels::Compute;
 use awd::model::{AwdLstmConfig, LanguageModel};
 use awd::params::{HostTensor, named_grads};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -87,7 +87,11 @@ fn check_mode(mode: &str, training: bool, fused: bool, dev: &Device, tol: f32) {
     };
     let model = fastai::from_state_dict(&lm, &meta.config, &masks, dev).expect("loads");
     let mut model: LanguageModel = set_training(model, training);
-    model.set_impl(if fused { Impl::Fused } else { Impl::Reference });
+    model.set_compute(if fused {
+        Compute::Fused
+    } else {
+        Compute::Reference
+    });
 
     let mut batches = 0;
     for b in 0.. {

@@ -405,3 +405,30 @@ fn lm_groups_split_as_fastai_and_freeze_all_but_the_last() {
         assert_eq!(moved, !path.starts_with("0.rnns."), "{path}");
     }
 }
+
+/// The neural cache as the paper mixes it: with λ = 0 it is the model alone; on a text of one
+/// token repeated, a window of one position at θ = 0 points at the right token every time after
+/// the first, so each such position's probability is at least λ, and the loss falls from a
+/// random model's (~ln V) to at most about -ln λ.
+#[test]
+fn the_neural_cache_mixes_in_the_tokens_seen() {
+    use awd::train::eval::{CacheConfig, mean_loss, mean_loss_with_cache};
+    let _serial = serial();
+    let dev = device::cpu();
+    let cfg = Preset::Tiny.config();
+    let (mut model, _) = init_model(&cfg, 40, &dev).unwrap();
+    let ids: Vec<u32> = vec![7; 400];
+    let plain = mean_loss(&mut model, &ids, 1, 20, &dev).unwrap();
+    let cache = |window, theta, lambda| CacheConfig {
+        window,
+        theta,
+        lambda,
+    };
+    let off = mean_loss_with_cache(&mut model, &ids, 1, 20, cache(10, 1.0, 0.0), &dev).unwrap();
+    assert!((off - plain).abs() < 1e-5, "λ 0: {off} vs {plain}");
+    let on = mean_loss_with_cache(&mut model, &ids, 1, 20, cache(1, 0.0, 0.5), &dev).unwrap();
+    let n = (ids.len() - 1) as f64;
+    let bound = ((n - 1.0) * 2f64.ln() + plain * 3.0) / n;
+    assert!(plain > 2.0, "a random model is unsure: {plain}");
+    assert!(on <= bound, "cache: {on} above {bound} (plain {plain})");
+}

@@ -2,7 +2,7 @@
 //!
 //! The path is read off the model itself: its modules (layers, dropouts and their
 //! probabilities, which parameters each `WeightDropout` drops, whether the decoder is tied) and
-//! the implementation that runs them ([`Impl`](crate::kernels::Impl): a fused kernel is one node, the reference ops
+//! the implementation that runs them ([`Compute`](crate::kernels::Compute): a fused kernel is one node, the reference ops
 //! several), so it follows the model when the model changes. Burn 0.22 does not expose its
 //! autodiff graph's nodes, so what the structure claims is checked against the real backward
 //! pass by the audit (see [`super::audit`]): that a gradient reached the parameter and that its
@@ -120,7 +120,7 @@ pub fn explain(model: &LanguageModel, param: &str) -> Result<Explanation> {
         )));
     }
     let enc = &model.parts.encoder;
-    let fused = enc.imp.fused_for(&enc.encoder.weight.val());
+    let fused = enc.compute.fused_for(&enc.encoder.weight.val());
     let mut g = Graph {
         model,
         fused,

@@ -96,7 +96,7 @@ impl Learner<ClasJob> {
         backwards: bool,
         prepared: Prepared,
     ) -> Result<Self> {
-        let device = prepared.0.device.clone();
+        let device = prepared.options().device.clone();
         device.seed(cfg.seed);
         let masks = Masks::seeded(cfg.seed);
         let sizes = match encoder {
@@ -118,7 +118,7 @@ impl Learner<ClasJob> {
             backwards,
             threshold: cfg.threshold,
         };
-        let job = ClasJob::new(cfg, data, info, &prepared.0)?;
+        let job = ClasJob::new(cfg, data, info, prepared.options())?;
         Learner::start(job, structural_param_ids(model), masks, prepared)
     }
 

@@ -116,12 +116,6 @@ impl<M: AnyModule> WeightDropout<M> {
         self
     }
 
-    /// Draws masks from `masks` from now on.
-    pub fn with_masks(mut self, masks: Masks) -> Self {
-        self.masks = masks;
-        self
-    }
-
     /// The wrapped module, holding the raw weights.
     pub fn module(&self) -> &M {
         &self.state.module
@@ -134,10 +128,6 @@ impl<M: AnyModule> WeightDropout<M> {
 
     pub fn p(&self) -> f64 {
         self.p
-    }
-
-    pub fn is_variational(&self) -> bool {
-        self.variational
     }
 
     /// Turns dropping on (training) or off (evaluation) without leaving the autodiff device.

@@ -33,9 +33,9 @@ pub enum Decay {
 
 /// A setting shared with the optimizer that owns it, so a loop can move it between steps.
 #[derive(Debug, Clone)]
-pub struct Shared(Arc<AtomicU32>);
+pub struct SharedF32(Arc<AtomicU32>);
 
-impl Shared {
+impl SharedF32 {
     fn new(v: f32) -> Self {
         Self(Arc::new(AtomicU32::new(v.to_bits())))
     }
@@ -49,18 +49,18 @@ impl Shared {
 
 /// What a loop moves in a [`FusedAdam`] between steps.
 #[derive(Debug, Clone)]
-pub struct Knobs {
+pub struct AdamControls {
     /// β₁, the momentum (fastai's one-cycle cycles it; parameter groups may each have their own).
-    pub beta_1: Shared,
+    pub beta_1: SharedF32,
     /// A factor on every gradient, 1 unless the step clips: the global-norm clipping folded into
     /// the update's single pass instead of a pass of its own.
-    pub grad_scale: Shared,
+    pub grad_scale: SharedF32,
 }
 
 /// Adam, with L2 or decoupled weight decay.
 #[derive(Clone)]
 pub struct FusedAdam {
-    knobs: Knobs,
+    controls: AdamControls,
     beta_2: f32,
     epsilon: f32,
     decay: Decay,
@@ -69,9 +69,9 @@ pub struct FusedAdam {
 impl FusedAdam {
     pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, decay: Decay) -> Self {
         Self {
-            knobs: Knobs {
-                beta_1: Shared::new(beta_1),
-                grad_scale: Shared::new(1.0),
+            controls: AdamControls {
+                beta_1: SharedF32::new(beta_1),
+                grad_scale: SharedF32::new(1.0),
             },
             beta_2,
             epsilon,
@@ -80,8 +80,8 @@ impl FusedAdam {
     }
 
     /// The handles that move this optimizer's β₁ and gradient factor.
-    pub fn knobs(&self) -> Knobs {
-        self.knobs.clone()
+    pub fn controls(&self) -> AdamControls {
+        self.controls.clone()
     }
 
     /// As a module optimizer.
@@ -96,7 +96,7 @@ impl FusedAdam {
             _ => None,
         };
         AdamConfig::new()
-            .with_beta_1(self.knobs.beta_1.get())
+            .with_beta_1(self.controls.beta_1.get())
             .with_beta_2(self.beta_2)
             .with_epsilon(self.epsilon)
             .with_weight_decay(l2)
@@ -132,7 +132,7 @@ impl Optimizer for FusedAdam {
                 .as_ref()
                 .is_some_and(|s| s.momentum.max_moment_2.is_some())
         {
-            let scale = self.knobs.grad_scale.get();
+            let scale = self.controls.grad_scale.get();
             let grad = if scale == 1.0 {
                 grad
             } else {
@@ -167,9 +167,9 @@ impl Optimizer for FusedAdam {
         };
         // Burn's formulas (adam.rs, decay.rs), operation for operation.
         let (b1, b2, scale) = (
-            self.knobs.beta_1.get(),
+            self.controls.beta_1.get(),
             self.beta_2,
-            self.knobs.grad_scale.get(),
+            self.controls.grad_scale.get(),
         );
         let (l2, keep) = match self.decay {
             Decay::None => (None, 1.0),

@@ -9,7 +9,7 @@
 //! gradient still reaches the raw weight through the mask.
 //!
 //! It runs on Burn's `flex` backend (plain or `Autodiff<Flex>` without gradient checkpointing),
-//! where [`Impl::fused_for`](super::op::Impl::fused_for) says so; the caller decides.
+//! where [`Compute::fused_for`](super::op::Compute::fused_for) says so; the caller decides.
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 //!   AVX512-BF16, or emulated where the CPU has neither.
 //! - `gpu` (the `wgpu` feature): the same LSTM and decoder operations on the GPU, CubeCL kernels
 //!   for the LSTM cell (forward and backward) and the softmax + cross-entropy around Burn's matmuls.
-//! - [`op`]: what they share: the choice of fused or reference ops ([`Impl`], made there alone),
+//! - [`op`]: what they share: the choice of fused or reference ops ([`Compute`], made there alone),
 //!   the autodiff-or-plain skeleton and host buffers.
 //!
 //! `examples/kernel_times.rs`, `gemm_shapes.rs`, `panel_gemm.rs` and `bf16_gemm.rs` measure them.
@@ -26,4 +26,4 @@ pub mod op;
 pub mod panels;
 
 pub use bf16::Precision;
-pub use op::{Impl, Kernels};
+pub use op::{Compute, Kernels};

@@ -1,4 +1,4 @@
-//! The plumbing every fused kernel shares: which implementation runs ([`Impl`], [`Kernels`],
+//! The plumbing every fused kernel shares: which implementation runs ([`Compute`], [`Kernels`],
 //! decided here alone), tensors lowered to a kernel backend (flex, or cubecl with the `wgpu`
 //! feature) with or without autodiff ([`Lowered`]), one skeleton that runs a kernel as a Burn
 //! autodiff operation or as a plain one ([`fused_op`]), and host buffers.
@@ -17,7 +17,7 @@ pub(crate) type Primitive<B> = <B as BackendTypes>::FloatTensorPrimitive;
 
 /// Which implementation computes the LSTM layers and the decoder's loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Impl {
+pub enum Compute {
     /// The fused kernels where the tensors are on a backend that has them (flex on the CPU,
     /// the cubecl backend with the `wgpu` feature), the reference ops elsewhere.
     #[default]
@@ -26,10 +26,10 @@ pub enum Impl {
     Reference,
 }
 
-impl Impl {
+impl Compute {
     /// Whether a fused kernel runs on `t` (and the tensors that go with it).
     pub fn fused_for<const D: usize>(self, t: &Tensor<D>) -> bool {
-        self == Impl::Fused && Kernels::of(t).is_some()
+        self == Compute::Fused && Kernels::of(t).is_some()
     }
 }
 

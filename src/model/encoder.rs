@@ -8,7 +8,7 @@ use super::config::AwdLstmConfig;
 use crate::dropout::{EmbeddingDropout, Masks, RnnDropout, WeightDropout};
 use crate::error::Result;
 use crate::kernels::lstm_op::lstm_sequence;
-use crate::kernels::{Impl, Precision};
+use crate::kernels::{Compute, Precision};
 use crate::nn::lstm::{Direction, lstm_direction};
 use crate::nn::{Lstm, LstmConfig, LstmState};
 
@@ -32,9 +32,9 @@ pub struct AwdLstm {
     #[module(skip)]
     pub config: AwdLstmConfig,
     /// Fused kernels or reference ops, for the LSTM layers and the language model's loss: the
-    /// model's one setting ([`Impl`]).
+    /// model's one setting ([`Compute`]).
     #[module(skip)]
-    pub imp: Impl,
+    pub compute: Compute,
     /// The fused kernels' product precision ([`Precision`]); the reference ops are f32.
     #[module(skip)]
     pub precision: Precision,
@@ -78,7 +78,7 @@ impl AwdLstm {
             hidden_dps,
             hidden: None,
             config: config.clone(),
-            imp: Impl::default(),
+            compute: Compute::default(),
             precision: Precision::default(),
         })
     }
@@ -104,7 +104,7 @@ impl AwdLstm {
         let fused = |x, w_ih, w_hh, bias, state, reverse| {
             lstm_sequence(x, w_ih, w_hh, bias, state, reverse, precision)
         };
-        let direction: Direction = if self.imp.fused_for(&out) {
+        let direction: Direction = if self.compute.fused_for(&out) {
             &fused
         } else {
             &lstm_direction

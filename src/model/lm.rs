@@ -10,7 +10,7 @@ use super::loss::{activation_reg, cross_entropy, temporal_activation_reg};
 use crate::dropout::Masks;
 use crate::error::Result;
 use crate::kernels::decoder_ce::decoder_cross_entropy;
-use crate::kernels::{Impl, Precision};
+use crate::kernels::{Compute, Precision};
 use crate::nn::linear::linear;
 use crate::params::groups::{Group, groups_by_path, lstm_layer};
 use crate::params::rename::PathRenamer;
@@ -95,8 +95,8 @@ impl LanguageModel {
 
     /// Fused kernels where the backend has them (the default), or the reference ops everywhere:
     /// the two compute the same values and gradients.
-    pub fn set_impl(&mut self, imp: Impl) {
-        self.parts.encoder.imp = imp;
+    pub fn set_compute(&mut self, compute: Compute) {
+        self.parts.encoder.compute = compute;
     }
 
     /// The fused kernels' product precision (f32 by default; the reference ops are f32).
@@ -168,7 +168,7 @@ impl LanguageModel {
         let (activations, dropped) = self.activations(words)?;
         let [b, t, e] = dropped.dims();
         let (weight, bias) = self.parts.decoder.weight_and_bias(self.tied());
-        let fused = self.parts.encoder.imp.fused_for(&dropped).then(|| {
+        let fused = self.parts.encoder.compute.fused_for(&dropped).then(|| {
             decoder_cross_entropy(
                 dropped.clone().reshape([b * t, e]),
                 weight.clone(),

@@ -3,16 +3,14 @@
 //! the two jobs; everything else (schedules, stages, checkpoints, resume, Ctrl-C, divergence,
 //! data-parallel ranks, progress and metrics) is the learner's.
 
-use std::collections::BTreeMap;
-
 use burn::module::Module;
 
 use super::optim_config::OptimConfig;
 use super::stage::Stage;
+pub use super::state::JobState;
 use super::state::Progress;
 use super::step::{StepStats, TrainStep};
 use crate::error::Result;
-use crate::params::HostTensor;
 use crate::params::groups::Group;
 use crate::train::RunOptions;
 
@@ -50,13 +48,6 @@ impl Scored for f64 {
     fn loss(&self) -> f64 {
         *self
     }
-}
-
-/// What a checkpoint holds of a job beyond the learner's state: JSON, and tensors by name.
-#[derive(Debug, Clone, Default)]
-pub struct JobState {
-    pub json: serde_json::Value,
-    pub tensors: BTreeMap<String, HostTensor>,
 }
 
 /// A training job.

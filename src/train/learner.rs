@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::job::{Job, Plan, Scored};
-use super::optim::{non_monotone, scheduled_lr};
+use super::optim::non_monotone;
+use super::optim_config::scheduled_lr;
 use super::report::Reporter;
 use super::run_dir::{Prepared, RunOptions};
 use super::stage::{Stage, stage_at};
@@ -71,7 +72,7 @@ impl<J: Job> Learner<J> {
             step,
             masks,
             Progress::default(),
-            prepared.0,
+            prepared.into_options(),
             false,
         )
     }

@@ -3,6 +3,7 @@
 //! AR/TAR; fastai's `awd_lstm_lm_split`; the model file and, at the fastai level, fastai's
 //! encoder and vocabulary.
 
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use burn::module::Module;
@@ -12,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::config::TrainConfig;
 use super::eval::loss_sum;
 use super::job::{Batch, Job, JobState, Plan};
-use super::learner::{Ended, Learner};
+use super::learner::{Ended, Fitted, Learner};
 use super::pretrained::Pretrained;
 use super::ranks::{gather_rows, own_rows};
-use super::run_dir::{Outcome, Prepared, RunOptions, Summary};
+use super::run_dir::{Prepared, RunOptions};
 use super::state::{Checkpoint, Progress, structural_param_ids};
 use super::step::{StepStats, TrainStep};
 use crate::checkpoint::native::ModelInfo;
@@ -107,8 +108,8 @@ impl Learner<LmJob> {
         prepared: Prepared,
         pretrained: Option<&Pretrained>,
     ) -> Result<Self> {
-        let job = LmJob::new(cfg, data, &prepared.0)?;
-        let (cfg, device) = (&job.cfg, &prepared.0.device);
+        let job = LmJob::new(cfg, data, prepared.options())?;
+        let (cfg, device) = (&job.cfg, &prepared.options().device);
         let (mut model, masks) = init_model(cfg, job.data.vocab.len(), device)?;
         if let Some(p) = pretrained {
             model = p.model(cfg, &job.data.vocab, &masks, device)?;
@@ -318,4 +319,28 @@ impl Job for LmJob {
         }
         Ok(())
     }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Finished(Summary),
+    /// Stopped on request; the checkpoint continues it.
+    Interrupted {
+        step: usize,
+        checkpoint: PathBuf,
+    },
+}
+
+/// A finished language-model run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The fit: its last validation loss (`metrics`), steps, tokens and times.
+    pub fit: Fitted<f64>,
+    pub test_loss: Option<f64>,
+    /// The least loss possible on this data, when known.
+    pub entropy_rate: Option<f64>,
+    pub model_path: PathBuf,
+    pub metrics_path: PathBuf,
+    pub plot_path: PathBuf,
 }

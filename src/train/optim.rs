@@ -9,20 +9,21 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Tensor;
 
-use super::optim_config::{OptimConfig, OptimizerKind, Schedule};
-use crate::kernels::adam::{Decay, FusedAdam, Knobs};
+use super::optim_config::{OptimConfig, OptimizerKind};
+pub use super::optim_config::{combined_cos, scheduled_lr};
+use crate::kernels::adam::{AdamControls, Decay, FusedAdam};
 use crate::kernels::op::sum_squares;
 use crate::params::{ParamMapper, ParamVisitor, map_params, visit_params};
 
 /// The optimizer for `kind` (Burn's, Adam computed in one pass: [`FusedAdam`]), with the run's betas, epsilon and weight decay. Clipping is done
 /// by [`clip_global_norm`], not by the optimizer (Burn clips each tensor on its own).
 /// Returns with it the handles of Adam's β₁ and gradient factor (none for SGD).
-pub fn build(cfg: &OptimConfig, kind: OptimizerKind) -> (ModuleOptimizer, Option<Knobs>) {
+pub fn build(cfg: &OptimConfig, kind: OptimizerKind) -> (ModuleOptimizer, Option<AdamControls>) {
     let wd = cfg.weight_decay as f32;
     let adam = |decay| {
         let adam = FusedAdam::new(cfg.beta1 as f32, cfg.beta2 as f32, cfg.eps as f32, decay);
-        let knobs = adam.knobs();
-        (adam.init(), Some(knobs))
+        let controls = adam.controls();
+        (adam.init(), Some(controls))
     };
     match kind {
         OptimizerKind::Adam if wd > 0.0 => adam(Decay::L2(wd)),
@@ -129,33 +130,6 @@ pub fn clip_global_norm<M: Module>(
         module.visit(&mut Scale { grads, factor });
     }
     total
-}
-
-/// The learning rate at `step` of `total` steps.
-pub fn scheduled_lr(schedule: Schedule, lr: f64, step: usize, total: usize) -> f64 {
-    match schedule {
-        Schedule::Constant => lr,
-        Schedule::OneCycle => {
-            let pos = step as f64 / total.max(1) as f64;
-            combined_cos(0.25, lr / 25.0, lr, lr / 1e5, pos)
-        }
-    }
-}
-
-/// fastai's `combined_cos(pct, start, middle, end)` at `pos` in [0, 1]: a cosine from `start`
-/// to `middle` over the first `pct` of the run, then from `middle` to `end` (what
-/// `fit_one_cycle` schedules the learning rate and the momentum with).
-pub fn combined_cos(pct: f64, start: f64, middle: f64, end: f64, pos: f64) -> f64 {
-    let cos = |a: f64, b: f64, p: f64| {
-        a + (1.0 + (std::f64::consts::PI * (1.0 - p)).cos()) * (b - a) / 2.0
-    };
-    if pos >= 1.0 {
-        end
-    } else if pos < pct {
-        cos(start, middle, pos / pct)
-    } else {
-        cos(middle, end, (pos - pct) / (1.0 - pct))
-    }
 }
 
 /// NT-ASGD's trigger (Merity et al., as in their code): with the validation losses of the

@@ -78,7 +78,7 @@ impl OptimConfig {
     /// `beta1_low` is set, else `None` (the optimizer's own).
     pub fn momentum_at(&self, pos: f64) -> Option<f64> {
         (self.beta1_low > 0.0 && self.schedule == Schedule::OneCycle)
-            .then(|| super::optim::combined_cos(0.25, self.beta1, self.beta1_low, self.beta1, pos))
+            .then(|| combined_cos(0.25, self.beta1, self.beta1_low, self.beta1, pos))
     }
 
     /// Ranges every value must lie in; the error names the flag.
@@ -114,5 +114,32 @@ impl OptimConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// The learning rate at `step` of `total` steps.
+pub fn scheduled_lr(schedule: Schedule, lr: f64, step: usize, total: usize) -> f64 {
+    match schedule {
+        Schedule::Constant => lr,
+        Schedule::OneCycle => {
+            let pos = step as f64 / total.max(1) as f64;
+            combined_cos(0.25, lr / 25.0, lr, lr / 1e5, pos)
+        }
+    }
+}
+
+/// fastai's `combined_cos(pct, start, middle, end)` at `pos` in [0, 1]: a cosine from `start`
+/// to `middle` over the first `pct` of the run, then from `middle` to `end` (what
+/// `fit_one_cycle` schedules the learning rate and the momentum with).
+pub fn combined_cos(pct: f64, start: f64, middle: f64, end: f64, pos: f64) -> f64 {
+    let cos = |a: f64, b: f64, p: f64| {
+        a + (1.0 + (std::f64::consts::PI * (1.0 - p)).cos()) * (b - a) / 2.0
+    };
+    if pos >= 1.0 {
+        end
+    } else if pos < pct {
+        cos(start, middle, pos / pct)
+    } else {
+        cos(middle, end, (pos - pct) / (1.0 - pct))
     }
 }

@@ -84,34 +84,21 @@ impl RunOptions {
 
 /// Run options whose directory [`RunOptions::prepare`] has claimed.
 #[derive(Debug, Clone)]
-pub struct Prepared(pub(crate) RunOptions);
+pub struct Prepared(RunOptions);
+
+impl Prepared {
+    /// The run's options.
+    pub fn options(&self) -> &RunOptions {
+        &self.0
+    }
+
+    pub fn into_options(self) -> RunOptions {
+        self.0
+    }
+}
 
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_default()
-}
-
-/// How a run ended.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Finished(Summary),
-    /// Stopped on request; the checkpoint continues it.
-    Interrupted {
-        step: usize,
-        checkpoint: PathBuf,
-    },
-}
-
-/// A finished language-model run.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    /// The fit: its last validation loss (`metrics`), steps, tokens and times.
-    pub fit: super::learner::Fitted<f64>,
-    pub test_loss: Option<f64>,
-    /// The least loss possible on this data, when known.
-    pub entropy_rate: Option<f64>,
-    pub model_path: PathBuf,
-    pub metrics_path: PathBuf,
-    pub plot_path: PathBuf,
 }

@@ -11,7 +11,6 @@ use burn::optim::OptimizerRecord;
 use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::job::JobState;
 use super::optim::Averager;
 use super::optim_config::OptimConfig;
 use super::step::TrainStep;
@@ -24,6 +23,13 @@ use crate::params::{
 };
 
 const FORMAT: &str = "awd-train-state/2";
+
+/// What a checkpoint holds of a job beyond the learner's state: JSON, and tensors by name.
+#[derive(Debug, Clone, Default)]
+pub struct JobState {
+    pub json: serde_json::Value,
+    pub tensors: BTreeMap<String, HostTensor>,
+}
 
 /// Where a run stands.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use super::optim::{
 use super::optim_config::{OptimConfig, OptimizerKind};
 use crate::dist::Dist;
 use crate::error::{AwdError, Result};
-use crate::kernels::adam::Knobs;
+use crate::kernels::adam::AdamControls;
 use crate::model::LanguageModel;
 use crate::params::groups::Group;
 use crate::params::{HostTensor, ParamMapper, ParamVisitor, map_params, visit_params};
@@ -35,7 +35,7 @@ pub struct StepStats {
 pub struct TrainStep {
     pub optim: ModuleOptimizer,
     /// The optimizer's β₁ and gradient factor (Adam and AdamW; `None` for SGD).
-    knobs: Option<Knobs>,
+    controls: Option<AdamControls>,
     /// Clip the gradient to this global 2-norm (0: no clipping).
     pub clip: f64,
     /// AR and TAR coefficients of the language model's loss.
@@ -54,10 +54,10 @@ pub struct TrainStep {
 impl TrainStep {
     /// The step of `cfg`: its optimizer, clipping and AR/TAR.
     pub fn new(cfg: &OptimConfig) -> Self {
-        let (optim, knobs) = build(cfg, cfg.optimizer);
+        let (optim, controls) = build(cfg, cfg.optimizer);
         Self {
             optim,
-            knobs,
+            controls,
             clip: cfg.clip,
             alpha: cfg.alpha,
             beta: cfg.beta,
@@ -73,21 +73,21 @@ impl TrainStep {
             beta1: 0.0,
             ..cfg.clone()
         };
-        (self.optim, self.knobs) = build(&plain, OptimizerKind::Sgd);
+        (self.optim, self.controls) = build(&plain, OptimizerKind::Sgd);
         self.averager = Some(Averager::default());
     }
 
     /// Sets Adam's β₁ for every group without one of its own (fastai's cycled momentum); SGD has
     /// none and ignores it.
     pub fn set_momentum(&mut self, beta1: f64) {
-        if let Some(k) = &self.knobs {
+        if let Some(k) = &self.controls {
             k.beta_1.set(beta1 as f32);
         }
     }
 
     /// Sets the groups and marks the frozen ones' parameters as not tracked by autodiff.
     pub fn set_groups<M: Module>(&mut self, model: M, groups: Vec<Group>) -> Result<M> {
-        if self.knobs.is_none() && groups.iter().any(|g| g.momentum.is_some()) {
+        if self.controls.is_none() && groups.iter().any(|g| g.momentum.is_some()) {
             return Err(AwdError::Config(
                 "a group's momentum is Adam's beta1: SGD has none to set".into(),
             ));
@@ -195,7 +195,7 @@ impl TrainStep {
         }
         // Clipping: folded into Adam's pass where the optimizer is Adam, a pass of its own else.
         let (grad_norm, factor) = clip_factor(&norms, self.clip);
-        match (&self.knobs, factor) {
+        match (&self.controls, factor) {
             (Some(k), Some(f)) => k.grad_scale.set(f as f32),
             (None, Some(_)) => {
                 clip_global_norm(&model, &mut grads, &norms, self.clip);
@@ -207,19 +207,19 @@ impl TrainStep {
         } else {
             // One optimizer call per group, with its rate and momentum, on its gradients.
             let (parts, rest) = split_grads(&model, grads, &self.groups);
-            let base = self.knobs.as_ref().map(|k| k.beta_1.get());
+            let base = self.controls.as_ref().map(|k| k.beta_1.get());
             for (g, grads) in self.groups.iter().zip(parts) {
-                if let (Some(k), Some(beta_1)) = (&self.knobs, g.momentum) {
+                if let (Some(k), Some(beta_1)) = (&self.controls, g.momentum) {
                     k.beta_1.set(beta_1 as f32);
                 }
                 model = self.optim.step(lr * g.lr_factor, model, grads);
-                if let (Some(k), Some(b)) = (&self.knobs, base) {
+                if let (Some(k), Some(b)) = (&self.controls, base) {
                     k.beta_1.set(b);
                 }
             }
             model = self.optim.step(lr, model, rest);
         }
-        if let Some(k) = &self.knobs {
+        if let Some(k) = &self.controls {
             k.grad_scale.set(1.0);
         }
         if let Some(a) = self.averager.as_mut() {

@@ -1,4 +1,4 @@
-//! Shared by the integration tests: where the fastai vectors are, and how tensors are compared.
+//! SharedF32 by the integration tests: where the fastai vectors are, and how tensors are compared.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
