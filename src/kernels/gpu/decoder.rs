@@ -34,7 +34,7 @@ mod kernel {
     /// The cube's reduction of `red[..CUBE_DIM_X]` (its maximum, or its sum), read by every
     /// unit.
     #[cube]
-    fn reduce<F: Float>(red: &mut SharedF32<[F]>, #[comptime] max: bool) -> F {
+    fn reduce<F: Float>(red: &mut Shared<[F]>, #[comptime] max: bool) -> F {
         let unit = UNIT_POS_X as usize;
         let mut stride = CUBE_DIM_X as usize / 2;
         while stride > 0 {
@@ -72,7 +72,7 @@ mod kernel {
     ) {
         let unit = UNIT_POS_X as usize;
         let v = vocab as usize;
-        let mut red = SharedF32::new_slice(block);
+        let mut red = Shared::new_slice(block);
         let mut row = CUBE_POS_X as usize;
         while row < rows as usize {
             let base = row * v;
