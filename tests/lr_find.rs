@@ -87,13 +87,7 @@ fn a_sweep_puts_the_model_and_optimizer_back() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = Preset::Tiny.config();
     let data = Dataset::grammar(20_000, cfg.specials, 0).unwrap();
-    let opts = RunOptions {
-        out_dir: tmp.path().join("run"),
-        device: device::cpu_autodiff(),
-        progress: false,
-        stop: Default::default(),
-        dist: Default::default(),
-    };
+    let opts = RunOptions::quiet(tmp.path().join("run"), device::cpu_autodiff());
     let mut learner = Trainer::new(cfg, data, opts.prepare(false).unwrap(), None).unwrap();
     let before = named_values(&learner.published());
     let curve = learner

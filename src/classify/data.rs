@@ -5,12 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
-
 use crate::data::Vocab;
-use crate::data::source::VALID_COL;
+use crate::data::reader::{Columns, Documents, corpus, random_split, read_csv, read_text_file};
 use crate::error::{AwdError, Result};
 
 /// A tokenized, numericalized document and its classes (one, unless multi-label), sorted.
@@ -39,29 +35,20 @@ pub struct LabelOptions<'a> {
     pub seed: u64,
 }
 
-/// Documents with their labels, before tokenization.
-#[derive(Debug, Clone, Default)]
-pub struct RawLabelled {
-    pub docs: Vec<String>,
-    pub labels: Vec<String>,
-    pub is_valid: Vec<bool>,
-    /// Names each document for messages (`row 12`, a file's path).
-    pub names: Vec<String>,
-}
+/// Documents with their labels, before tokenization (as the shared reader gives them).
+pub type RawLabelled = Documents;
 
-fn bad(path: &Path, reason: String) -> AwdError {
-    AwdError::Corpus {
-        path: path.display().to_string(),
-        reason,
-    }
-}
-
-/// Reads labelled documents from a CSV file or a directory of class folders.
+/// Reads labelled documents from a CSV file or a directory of class folders; where the data
+/// does not say which are held out, a seeded random share is (fastai's `RandomSplitter`).
 pub fn read_raw(path: &Path, opts: &LabelOptions) -> Result<RawLabelled> {
     let mut raw = if path.is_dir() {
         read_folders(path)?
     } else if path.is_file() {
-        read_csv(path, opts)?
+        let columns = Columns {
+            text: opts.text_col,
+            label: Some(opts.label_col),
+        };
+        read_csv(path, columns)?
     } else {
         return Err(AwdError::io(
             path,
@@ -69,75 +56,7 @@ pub fn read_raw(path: &Path, opts: &LabelOptions) -> Result<RawLabelled> {
         ));
     };
     if raw.is_valid.is_empty() {
-        // No split given: a seeded random share of the documents (fastai's `RandomSplitter`).
-        let n = raw.docs.len();
-        if n < 2 {
-            return Err(bad(
-                path,
-                format!("{n} document(s) cannot be split for validation"),
-            ));
-        }
-        let n_valid = ((n as f64 * opts.valid_fraction).round() as usize).clamp(1, n - 1);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(opts.seed));
-        raw.is_valid = vec![false; n];
-        for &i in &order[..n_valid] {
-            raw.is_valid[i] = true;
-        }
-    }
-    Ok(raw)
-}
-
-fn read_csv(path: &Path, opts: &LabelOptions) -> Result<RawLabelled> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(path, e.to_string()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| bad(path, e.to_string()))?
-        .clone();
-    let col = |name: &str, flag: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| {
-            bad(
-                path,
-                format!(
-                    "has no column `{name}` (its columns: {}); name it with {flag}",
-                    headers.iter().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })
-    };
-    let (text, label) = (
-        col(opts.text_col, "--text-col")?,
-        col(opts.label_col, "--label-col")?,
-    );
-    let valid = headers.iter().position(|h| h == VALID_COL);
-    let mut raw = RawLabelled::default();
-    for (i, row) in reader.records().enumerate() {
-        let name = format!("row {}", i + 2);
-        let row = row.map_err(|e| bad(path, format!("{name}: {e}")))?;
-        let doc = row.get(text).unwrap_or_default();
-        let lab = row.get(label).unwrap_or_default().trim();
-        if doc.trim().is_empty() {
-            return Err(bad(
-                path,
-                format!("{name} has an empty `{}`", opts.text_col),
-            ));
-        }
-        if lab.is_empty() {
-            return Err(bad(
-                path,
-                format!("{name} has an empty `{}`", opts.label_col),
-            ));
-        }
-        raw.docs.push(doc.to_string());
-        raw.labels.push(lab.to_string());
-        raw.names.push(name);
-        if let Some(c) = valid {
-            let v = row.get(c).unwrap_or_default().trim().to_lowercase();
-            raw.is_valid.push(v == "true" || v == "1");
-        }
-    }
-    if raw.docs.is_empty() {
-        return Err(bad(path, "holds no rows".into()));
+        raw.is_valid = random_split(path, raw.docs.len(), opts.valid_fraction, opts.seed)?;
     }
     Ok(raw)
 }
@@ -163,7 +82,7 @@ fn read_folders(dir: &Path) -> Result<RawLabelled> {
         raw.is_valid.clear();
     }
     if raw.docs.is_empty() {
-        return Err(bad(
+        return Err(corpus(
             dir,
             "holds no class folders with .txt documents (expected train/<class>/*.txt or <class>/*.txt)".into(),
         ));
@@ -191,11 +110,9 @@ fn read_classes(dir: &Path, valid: bool, raw: &mut RawLabelled) -> Result<()> {
             .collect();
         files.sort();
         for f in files {
-            let bytes = std::fs::read(&f).map_err(|e| AwdError::io(&f, e))?;
-            let text =
-                String::from_utf8(bytes).map_err(|_| bad(&f, "is not valid UTF-8 text".into()))?;
+            let text = read_text_file(&f)?;
             if text.trim().is_empty() {
-                return Err(bad(&f, "is empty".into()));
+                return Err(corpus(&f, "is empty".into()));
             }
             raw.docs.push(text);
             raw.labels.push(label.clone());

@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod download;
 pub mod fastai_vocab;
 pub mod grammar;
+pub mod reader;
 pub mod source;
 pub mod vocab;
 

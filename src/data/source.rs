@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::reader::{self, Columns, corpus, random_split, read_text_file};
 use crate::error::{AwdError, Result};
 
 /// Where the splits of a data set are.
@@ -40,8 +41,7 @@ pub struct DocOptions<'a> {
     pub seed: u64,
 }
 
-/// A CSV column that, where present, says which rows are validation rows (fastai's `is_valid`).
-pub const VALID_COL: &str = "is_valid";
+pub use super::reader::VALID_COL;
 
 impl Source {
     /// A document source's training and validation documents, each in their order.
@@ -126,38 +126,13 @@ impl Source {
 
     /// Documents split at random: `valid_fraction` of them (at least one) for validation.
     fn docs(path: &Path, docs: Vec<String>, opts: &DocOptions) -> Result<Self> {
-        use rand::SeedableRng;
-        use rand::seq::SliceRandom;
-        if docs.len() < 2 {
-            return Err(corpus(
-                path,
-                format!(
-                    "{} document(s) are too few to hold one out for validation",
-                    docs.len()
-                ),
-            ));
-        }
-        let n_valid =
-            ((docs.len() as f64 * opts.valid_fraction).round() as usize).clamp(1, docs.len() - 1);
-        let mut order: Vec<usize> = (0..docs.len()).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed));
-        let mut is_valid = vec![false; docs.len()];
-        for &i in &order[..n_valid] {
-            is_valid[i] = true;
-        }
+        let is_valid = random_split(path, docs.len(), opts.valid_fraction, opts.seed)?;
         Ok(Source::Docs {
             description: path.display().to_string(),
             docs,
             is_valid,
             given: false,
         })
-    }
-}
-
-fn corpus(path: &Path, reason: String) -> AwdError {
-    AwdError::Corpus {
-        path: path.display().to_string(),
-        reason,
     }
 }
 
@@ -178,27 +153,7 @@ fn read_txt_dir(dir: &Path) -> Result<Vec<String>> {
             "the directory has no .txt files (and no train.txt/valid.txt)".into(),
         ));
     }
-    files
-        .iter()
-        .map(|f| {
-            let bytes = std::fs::read(f).map_err(|e| AwdError::io(f, e))?;
-            if bytes.contains(&0) {
-                return Err(corpus(
-                    f,
-                    "holds NUL bytes: this looks like a binary file, not text".into(),
-                ));
-            }
-            String::from_utf8(bytes).map_err(|e| {
-                corpus(
-                    f,
-                    format!(
-                        "is not valid UTF-8 (byte {})",
-                        e.utf8_error().valid_up_to() + 1
-                    ),
-                )
-            })
-        })
-        .collect()
+    files.iter().map(|f| read_text_file(f)).collect()
 }
 
 /// The first column of a CSV file without a header, a document a row.
@@ -223,58 +178,30 @@ fn first_column(path: &Path) -> Result<Vec<String>> {
 }
 
 /// The documents of a CSV file's text column; its `is_valid` column, where there is one, splits
-/// them (`True`/`true`/`1` for validation), as fastai's `ColSplitter` does.
+/// them, as fastai's `ColSplitter` does; else a seeded random share is held out.
 fn read_csv(path: &Path, opts: &DocOptions) -> Result<Source> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| corpus(path, e.to_string()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| corpus(path, e.to_string()))?
-        .clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let text = col(opts.text_col).ok_or_else(|| {
-        corpus(
-            path,
-            format!(
-                "has no column `{}` (its columns: {}); name the text column with --text-col",
-                opts.text_col,
-                headers.iter().collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })?;
-    let valid_col = col(VALID_COL);
-    let (mut docs, mut is_valid) = (Vec::new(), Vec::new());
-    for (i, row) in reader.records().enumerate() {
-        let row = row.map_err(|e| corpus(path, format!("row {}: {e}", i + 2)))?;
-        let doc = row.get(text).unwrap_or_default().to_string();
-        if doc.trim().is_empty() {
-            return Err(corpus(
-                path,
-                format!("row {} has an empty `{}`", i + 2, opts.text_col),
-            ));
-        }
-        docs.push(doc);
-        if let Some(c) = valid_col {
-            let v = row.get(c).unwrap_or_default().trim().to_lowercase();
-            is_valid.push(v == "true" || v == "1");
-        }
+    let columns = Columns {
+        text: opts.text_col,
+        label: None,
+    };
+    let read = reader::read_csv(path, columns)?;
+    if read.is_valid.is_empty() {
+        return Source::docs(path, read.docs, opts);
     }
-    if valid_col.is_none() {
-        return Source::docs(path, docs, opts);
-    }
-    let n_valid = is_valid.iter().filter(|&&v| v).count();
-    if n_valid == 0 || n_valid == docs.len() {
+    let n_valid = read.is_valid.iter().filter(|&&v| v).count();
+    if n_valid == 0 || n_valid == read.docs.len() {
         return Err(corpus(
             path,
             format!(
                 "its `{VALID_COL}` column leaves {} training and {n_valid} validation rows: both are needed",
-                docs.len() - n_valid
+                read.docs.len() - n_valid
             ),
         ));
     }
     Ok(Source::Docs {
         description: path.display().to_string(),
-        docs,
-        is_valid,
+        docs: read.docs,
+        is_valid: read.is_valid,
         given: true,
     })
 }

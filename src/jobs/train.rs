@@ -13,6 +13,7 @@ use crate::data::{Dataset, Level, Specials, Vocab};
 use crate::error::{AwdError, Result};
 use crate::train::lm_job::LmRun;
 use crate::train::pretrained::Pretrained;
+use crate::train::state::Checkpoint;
 use crate::train::{
     Outcome, Prepared, Preset, RunOptions, TrainConfig, TrainFlags, Trainer, state,
 };
@@ -124,22 +125,34 @@ pub fn new_lm(spec: &LmTraining, opts: Prepared) -> Result<Started<Trainer>> {
 /// Continues the language-model run in `opts.out_dir` from its checkpoint, on the text `spec`
 /// names (the text it started on; its hyper-parameters are the checkpoint's).
 pub fn resume_lm(spec: &LmTraining, opts: RunOptions) -> Result<Started<Trainer>> {
-    let ck = state::load(&opts.state_path())?;
-    let dir = opts.out_dir.display().to_string();
-    let run: LmRun = serde_json::from_value(ck.job.clone()).map_err(|_| {
-        AwdError::Config(format!(
-            "{dir} holds a classifier's run: continue it with `awd classify train --resume`"
-        ))
-    })?;
+    let (ck, run, note) = checkpoint::<LmRun>(&opts, "a classifier's", "awd classify train")?;
     let mut cfg = run.config;
     let data = spec.dataset(&mut cfg)?;
-    let notes = vec![format!(
-        "resuming {dir} at epoch {}, step {}",
-        ck.progress.epoch + 1,
-        ck.progress.step
-    )];
     let learner = Trainer::from_checkpoint(ck, data, opts)?;
-    Ok(Started { learner, notes })
+    Ok(Started {
+        learner,
+        notes: vec![note],
+    })
+}
+
+/// The checkpoint in `opts.out_dir`, the run it describes (a `R`, else an error naming the
+/// `other` kind of run it holds and the `command` that continues it), and a note saying where it
+/// resumes.
+fn checkpoint<R: serde::de::DeserializeOwned>(
+    opts: &RunOptions,
+    other: &str,
+    command: &str,
+) -> Result<(Checkpoint, R, String)> {
+    let ck = state::load(&opts.state_path())?;
+    let dir = opts.out_dir.display();
+    let run = serde_json::from_value(ck.job.clone()).map_err(|_| {
+        AwdError::Config(format!(
+            "{dir} holds {other} run: continue it with `{command} --resume`"
+        ))
+    })?;
+    let p = &ck.progress;
+    let note = format!("resuming {dir} at epoch {}, step {}", p.epoch + 1, p.step);
+    Ok((ck, run, note))
 }
 
 /// Trains a language model to the end: a new run in `opts.out_dir` (refused where a run is
@@ -226,23 +239,10 @@ pub fn new_classifier(
 /// Continues the classifier run in `opts.out_dir` from its checkpoint, on `data` (the documents
 /// it started on, read with the run's vocabulary; its hyper-parameters are the checkpoint's).
 pub fn resume_classifier(data: &Path, opts: RunOptions) -> Result<Started<ClassifierTrainer>> {
-    let ck = state::load(&opts.state_path())?;
-    let dir = opts.out_dir.display().to_string();
-    let run: ClasRun = serde_json::from_value(ck.job.clone()).map_err(|_| {
-        AwdError::Config(format!(
-            "{dir} holds a language model's run: continue it with `awd train --resume`"
-        ))
-    })?;
+    let (ck, run, note) = checkpoint::<ClasRun>(&opts, "a language model's", "awd train")?;
     let vocab = Vocab::from_itos(run.vocab.clone());
     let docs = labelled(data, &run.config, Some(&vocab), run.backwards)?.0;
-    let notes = vec![
-        describe(&docs),
-        format!(
-            "resuming {dir} at epoch {}, step {}",
-            ck.progress.epoch + 1,
-            ck.progress.step
-        ),
-    ];
+    let notes = vec![describe(&docs), note];
     let learner = ClassifierTrainer::from_checkpoint(ck, run, docs, opts)?;
     Ok(Started { learner, notes })
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Once;
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -61,6 +61,20 @@ fn draw_png(
     std::fs::rename(&tmp, png).map_err(|e| AwdError::io(png, e))
 }
 
+/// The series' names in a box at the upper right.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    Ok(())
+}
+
 /// Draws `csv`'s curves into `png`.
 pub fn plot(csv: &Path, png: &Path) -> Result<()> {
     let rows = read_rows(csv)?;
@@ -101,14 +115,7 @@ pub fn plot(csv: &Path, png: &Path) -> Result<()> {
             .label("validation")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
         chart.draw_series(valid.iter().map(|&p| Circle::new(p, 4, RED.filled())))?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart)
     })
 }
 
@@ -201,20 +208,13 @@ pub fn lr_find(
             points.iter().cloned(),
             BLUE.stroke_width(2),
         ))?;
-        for ((name, (lr, loss)), color) in marks.iter().zip(colors.iter()) {
+        for ((name, (lr, loss)), color) in marks.iter().zip(colors) {
             let at = (lr.clamp(x0, x1), *loss);
             chart
                 .draw_series([Circle::new(at, 6, color.filled())])?
                 .label(name.as_str())
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart)
     })
 }
