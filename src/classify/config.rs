@@ -1,7 +1,7 @@
 //! The configuration of a classifier run: data columns, sizes, the optimizer, and the stages of
 //! gradual unfreezing (fastai's ULMFiT tutorial recipe by default).
 
-use crate::kernels::Precision;
+use crate::kernels::PrecisionChoice;
 
 use crate::error::{AwdError, Result};
 use crate::model::{AwdLstmConfig, ClassifierConfig, ModelFlags};
@@ -34,8 +34,8 @@ crate::hyper_params! {
         valid_fraction: f64 = 0.1,
         /// Documents per batch.
         batch_size: usize = 64,
-        /// The products' operands: f32, or bf16 with f32 sums (see `awd train --precision`).
-        precision: Precision = Precision::F32,
+        /// The products' operands: f32, bf16 with f32 sums, or auto (see `awd train --precision`).
+        precision: PrecisionChoice = PrecisionChoice::F32,
         /// Chunk length the encoder reads a document in (fastai's `seq_len`).
         bptt: usize = 72,
         /// Positions pooled at most: a document's last ones (fastai's `max_len`).

@@ -110,7 +110,7 @@ impl Learner<ClasJob> {
                 .load_encoder(&e.tensors)
                 .map_err(|err| AwdError::checkpoint(&e.source, err.to_string()))?;
         }
-        model.parts.encoder.precision = cfg.precision;
+        model.parts.encoder.precision = cfg.precision.resolve();
         let info = ClassifierInfo {
             config,
             vocab,
@@ -143,7 +143,7 @@ impl Learner<ClasJob> {
         }
         let masks = ck.masks(&path)?;
         let mut model = TextClassifier::new(&run.classifier, &masks, &opts.device)?;
-        model.parts.encoder.precision = run.config.precision;
+        model.parts.encoder.precision = run.config.precision.resolve();
         let info = ClassifierInfo {
             config: run.classifier,
             vocab: Vocab::from_itos(run.vocab),

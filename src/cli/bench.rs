@@ -2,7 +2,7 @@
 
 use crate::bench::{self, PRESET};
 use crate::device;
-use crate::kernels::Precision;
+use crate::kernels::PrecisionChoice;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Config {
@@ -30,9 +30,9 @@ pub struct BenchArgs {
     pub train_loop: bool,
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// The products' operands: f32, or bf16 with f32 sums.
+    /// The products' operands: f32, bf16 with f32 sums, or auto (bf16 where it is faster here).
     #[arg(long, value_enum, default_value_t)]
-    pub precision: Precision,
+    pub precision: PrecisionChoice,
 }
 
 /// Length of the classifier benchmark's documents (tokens).

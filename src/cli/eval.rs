@@ -7,7 +7,7 @@ use anyhow::bail;
 use crate::data::corpus::Level;
 use crate::device::{self, Device};
 use crate::jobs::lm::{EvalOptions, LmSource, LoadedLm, evaluate, load_lm};
-use crate::kernels::Precision;
+use crate::kernels::PrecisionChoice;
 use crate::train::eval::{CacheConfig, bits};
 
 /// The model a command reads, and its vocabulary.
@@ -28,9 +28,9 @@ pub struct ModelSource {
     /// awd's own models say so themselves).
     #[arg(long)]
     pub backwards: bool,
-    /// The products' operands: f32, or bf16 with f32 sums.
+    /// The products' operands: f32, bf16 with f32 sums, or auto (bf16 where it is faster here).
     #[arg(long, value_enum, default_value_t)]
-    pub precision: Precision,
+    pub precision: PrecisionChoice,
 }
 
 impl ModelSource {

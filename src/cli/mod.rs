@@ -63,25 +63,24 @@ enum Command {
     },
 }
 
-/// `runs/NAME`, or `runs/NAME-2`, `-3`, ... : the first that does not exist yet.
-/// Says on stderr what multiplies bf16 operands here, when `precision` is bf16.
-/// Says on stderr where bf16 products run: a CPU path; a GPU computes in f32.
-fn note_precision(precision: crate::kernels::Precision, device: &crate::device::Device) {
+/// Says on stderr what multiplies the products when they are not plain f32: bf16's unit, how
+/// it compared with f32 in the start-up probe, what `auto` chose; on a GPU, that bf16 is a CPU
+/// path.
+fn note_precision(choice: crate::kernels::PrecisionChoice, device: &crate::device::Device) {
     use crate::kernels::Kernels;
-    if precision != crate::kernels::Precision::Bf16 {
+    let probe = burn::tensor::Tensor::<1>::zeros([1], device);
+    if Kernels::of(&probe) != Some(Kernels::Cpu) {
+        if choice != crate::kernels::PrecisionChoice::F32 {
+            eprintln!("--precision {choice:?} is a CPU path: this device computes in f32");
+        }
         return;
     }
-    let probe = burn::tensor::Tensor::<1>::zeros([1], device);
-    if Kernels::of(&probe) == Some(Kernels::Cpu) {
-        eprintln!(
-            "precision bf16: products on {}",
-            crate::kernels::bf16::Unit::get().describe()
-        );
-    } else {
-        eprintln!("precision bf16 is a CPU path: this device computes in f32");
+    if let Some(note) = choice.note() {
+        eprintln!("{note}");
     }
 }
 
+/// `runs/NAME`, or `runs/NAME-2`, `-3`, ... : the first that does not exist yet.
 fn new_run_dir(name: &str) -> std::path::PathBuf {
     let base = std::path::PathBuf::from("runs").join(name);
     (1..)

@@ -9,7 +9,7 @@ use crate::data::{DocOptions, Source, Vocab, vocab::UNK};
 use crate::device::Device;
 use crate::dropout::Masks;
 use crate::error::{AwdError, Result};
-use crate::kernels::Precision;
+use crate::kernels::PrecisionChoice;
 use crate::model::LanguageModel;
 use crate::train::eval::{CacheConfig, mean_loss, mean_loss_with_cache};
 
@@ -25,7 +25,7 @@ pub struct LmSource {
     /// The model reads documents backwards (awd's own models say so themselves).
     pub backwards: bool,
     /// The products' operands.
-    pub precision: Precision,
+    pub precision: PrecisionChoice,
 }
 
 /// A language model with what it needs to read text.
@@ -55,7 +55,7 @@ pub fn load_lm(source: &LmSource, device: &Device) -> Result<LoadedLm> {
     let masks = Masks::default();
     let (mut model, info) =
         native::load_with_vocab(&source.path, source.vocab.as_deref(), &masks, device)?;
-    model.set_precision(source.precision);
+    model.set_precision(source.precision.resolve());
     let level = source.level.unwrap_or_else(|| {
         serde_json::from_value(info.extra["level"].clone()).unwrap_or(Level::Word)
     });

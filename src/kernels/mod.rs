@@ -25,5 +25,5 @@ pub mod math;
 pub mod op;
 pub mod panels;
 
-pub use bf16::Precision;
+pub use bf16::{Precision, PrecisionChoice};
 pub use op::{Compute, Kernels};

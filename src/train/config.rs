@@ -1,7 +1,7 @@
 //! Every hyper-parameter of a training run: one list, from which both the TOML/JSON config and
 //! the command-line flags are generated, and the presets.
 
-use crate::kernels::Precision;
+use crate::kernels::PrecisionChoice;
 
 use super::optim_config::{OptimConfig, OptimFlags, OptimizerKind, Schedule};
 use super::stage::Stage;
@@ -64,9 +64,10 @@ crate::hyper_params! {
     drop_mult: f64 = 1.0,
     /// Seed of initialization, masks and window lengths.
     seed: u64 = 0,
-    /// The products' operands: f32, or bf16 with f32 sums (weights, optimizer, losses and the
-    /// LSTM cell stay f32); the reference ops are always f32.
-    precision: Precision = Precision::F32,
+    /// The products' operands: f32, bf16 with f32 sums (weights, optimizer, losses and the LSTM
+    /// cell stay f32), or auto (bf16 where a start-up probe finds it faster here); the reference
+    /// ops are always f32.
+    precision: PrecisionChoice = PrecisionChoice::F32,
     /// Log training loss every this many steps.
     log_every: usize = 50,
     /// Tokens of the built-in grammar corpus (when no --data is given).

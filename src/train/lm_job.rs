@@ -95,7 +95,7 @@ pub fn init_model(
     device.seed(cfg.seed);
     let masks = Masks::seeded(cfg.seed);
     let mut model = LanguageModel::new(&cfg.model_config(vocab), &masks, device)?;
-    model.set_precision(cfg.precision);
+    model.set_precision(cfg.precision.resolve());
     Ok((structural_param_ids(model), masks))
 }
 
@@ -113,7 +113,7 @@ impl Learner<LmJob> {
         let (mut model, masks) = init_model(cfg, job.data.vocab.len(), device)?;
         if let Some(p) = pretrained {
             model = p.model(cfg, &job.data.vocab, &masks, device)?;
-            model.set_precision(cfg.precision);
+            model.set_precision(cfg.precision.resolve());
         }
         Learner::start(job, model, masks, prepared)
     }
@@ -138,7 +138,7 @@ impl Learner<LmJob> {
         let cfg = run.config;
         let mut model =
             LanguageModel::new(&cfg.model_config(run.vocab.len()), &masks, &opts.device)?;
-        model.set_precision(cfg.precision);
+        model.set_precision(cfg.precision.resolve());
         let job = LmJob::new(cfg, data, &opts)?;
         Learner::resume(job, model, masks, ck, opts)
     }

@@ -14,12 +14,14 @@
 pub mod amx;
 pub mod avx512;
 pub mod pack;
+pub mod probe;
 
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
 pub use pack::{PackedA, PackedB, from_bf16, round, to_bf16, to_bf16_slice};
+pub use probe::{PrecisionChoice, Probe};
 
 use super::gemm::Mat;
 use super::op::SharedOut;
@@ -102,6 +104,15 @@ impl Unit {
             "avx512" => Some(Unit::Avx512),
             "emulated" => Some(Unit::Emulated),
             _ => None,
+        }
+    }
+
+    /// The unit's short name.
+    pub fn describe_short(self) -> &'static str {
+        match self {
+            Unit::Amx => "Intel AMX tiles",
+            Unit::Avx512 => "AVX512-BF16",
+            Unit::Emulated => "emulation (f32 products of rounded operands)",
         }
     }
 
