@@ -494,4 +494,25 @@ fn resuming_without_a_checkpoint_says_how_to_start_over() {
     fails_with(&out, "--force");
     let out = awd(&["train", "--resume", "--out", s(&empty)]);
     fails_with(&out, "holds no checkpoint to resume");
+
+    // A language model's run is not a classifier's.
+    let lm = tmp.path().join("lm");
+    ok(&awd(&[
+        "train",
+        "--quiet",
+        "--out",
+        s(&lm),
+        "--max-steps",
+        "3",
+    ]));
+    let out = awd(&[
+        "classify",
+        "train",
+        "--resume",
+        "--out",
+        s(&lm),
+        "--data",
+        s(&data),
+    ]);
+    fails_with(&out, "awd train --resume");
 }
