@@ -22,6 +22,7 @@ pub mod kernels;
 pub mod model;
 pub mod nn;
 pub mod params;
+pub mod serve;
 pub mod text;
 pub mod train;
 

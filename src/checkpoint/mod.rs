@@ -1,5 +1,6 @@
 //! Reading and writing tensors by name: safetensors, PyTorch `.pth`, and awd's own checkpoints.
 
+pub mod export;
 pub mod fastai;
 pub mod fastai_clas;
 pub mod native;

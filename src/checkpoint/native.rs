@@ -42,6 +42,9 @@ pub fn load_with_vocab(
     masks: &Masks,
     device: &Device,
 ) -> Result<(LanguageModel, ModelInfo)> {
+    if super::export::is_export(path) {
+        return load_export(path, masks, device);
+    }
     let Some(vocab_path) = vocab else {
         return load(path, masks, device);
     };
@@ -69,10 +72,45 @@ pub fn load_with_vocab(
     ))
 }
 
+/// A fastai `export.pkl` of a `language_model_learner`: its weights and vocabulary, reading text
+/// with fastai's tokenization.
+fn load_export(path: &Path, masks: &Masks, device: &Device) -> Result<(LanguageModel, ModelInfo)> {
+    let bad = |reason: String| AwdError::checkpoint(path, reason);
+    let e = super::export::read(path)?;
+    if e.kind != super::export::ExportKind::LanguageModel {
+        return Err(bad(
+            "a text classifier learner's export: classify with it (awd classify predict, awd serve)".into(),
+        ));
+    }
+    let config = fastai::infer_config(&e.tensors).map_err(|x| bad(x.to_string()))?;
+    if e.vocab.len() != config.vocab_size {
+        return Err(bad(format!(
+            "its embedding has {} rows, its vocabulary {} tokens",
+            config.vocab_size,
+            e.vocab.len()
+        )));
+    }
+    let model = fastai::from_state_dict(&e.tensors, &config, masks, device)
+        .map_err(|x| bad(x.to_string()))?;
+    let extra = serde_json::json!({
+        "level": "fastai", "specials": "fastai", "backwards": e.backwards, "seq_len": e.seq_len,
+    });
+    Ok((
+        model,
+        ModelInfo {
+            vocab: e.vocab,
+            extra,
+        },
+    ))
+}
+
 /// Reads a model file written by [`save`]; a run directory (as `awd train` prints it) stands
 /// for its model file.
 pub fn load(path: &Path, masks: &Masks, device: &Device) -> Result<(LanguageModel, ModelInfo)> {
     let path = &super::model_file(path);
+    if super::export::is_export(path) {
+        return load_export(path, masks, device);
+    }
     let bytes = std::fs::read(path).map_err(|e| AwdError::io(path, e))?;
     let bad = |reason: String| AwdError::checkpoint(path, reason);
     // PyTorch's `.pth` files are zip archives.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
+use crate::checkpoint::export::{self, ExportKind};
 use crate::checkpoint::model_file;
 use crate::checkpoint::{fastai, native};
 use crate::data::{Vocab, fastai_vocab};
@@ -16,7 +17,8 @@ use crate::error::{AwdError, Result};
 use crate::model::{AwdLstmConfig, ClassifierConfig, TextClassifier};
 use crate::params::HostTensor;
 
-const FORMAT: &str = "awd-text-classifier/1";
+/// The format tag of awd's classifier files.
+pub const FORMAT: &str = "awd-text-classifier/1";
 
 /// What a classifier file holds besides its tensors.
 #[derive(Debug, Clone)]
@@ -58,6 +60,9 @@ pub fn load(
     device: &Device,
 ) -> Result<(TextClassifier, ClassifierInfo)> {
     let path = &model_file(path);
+    if export::is_export(path) {
+        return load_export(path, masks, device);
+    }
     if let Some((vocab, classes)) = fastai {
         return load_fastai(path, vocab, classes, masks, device);
     }
@@ -104,6 +109,45 @@ pub fn load(
         classes,
         backwards,
         threshold,
+    };
+    Ok((model, info))
+}
+
+/// A fastai `export.pkl` of a `text_classifier_learner`: its weights, vocabulary, classes and
+/// `SentenceEncoder` settings.
+fn load_export(
+    path: &Path,
+    masks: &Masks,
+    device: &Device,
+) -> Result<(TextClassifier, ClassifierInfo)> {
+    let bad = |reason: String| AwdError::checkpoint(path, reason);
+    let e = export::read(path)?;
+    if e.kind != ExportKind::Classifier {
+        return Err(bad(
+            "a language model learner's export: it generates and scores text (awd eval, awd generate), it does not classify".into(),
+        ));
+    }
+    let mut config = ClassifierConfig::infer(&e.tensors).map_err(|x| bad(x.to_string()))?;
+    config.bptt = e.bptt.unwrap_or(config.bptt);
+    config.max_len = e.max_len.unwrap_or(config.max_len);
+    config.multi_label = e.multi_label;
+    if e.vocab.len() != config.encoder.vocab_size || e.classes.len() != config.n_classes {
+        return Err(bad(format!(
+            "its model has {} embedding rows and {} outputs, its data pipeline {} tokens and {} classes",
+            config.encoder.vocab_size,
+            config.n_classes,
+            e.vocab.len(),
+            e.classes.len()
+        )));
+    }
+    let model = TextClassifier::from_state_dict(&e.tensors, &config, masks, device)
+        .map_err(|x| bad(x.to_string()))?;
+    let info = ClassifierInfo {
+        config,
+        vocab: Vocab::from_itos(e.vocab),
+        classes: e.classes,
+        backwards: e.backwards,
+        threshold: e.threshold,
     };
     Ok((model, info))
 }

@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod generate;
 mod lr_find;
+mod serve;
 mod tokenize;
 mod train;
 
@@ -51,6 +52,8 @@ enum Command {
     Explain(audit::ExplainArgs),
     /// Time training steps, evaluation and generation of the real model (P1, P2 shapes).
     Bench(bench::BenchArgs),
+    /// Serve models over HTTP: classify, score, generate, tokenize (JSON), with /metrics.
+    Serve(Box<serve::ServeArgs>),
     /// fastai's tokenization (its rules, then spaCy's English tokenizer) of one document a line.
     Tokenize(tokenize::TokenizeArgs),
     /// Convert a fastai AWD-LSTM checkpoint between .pth and .safetensors (format from the extension).
@@ -120,6 +123,7 @@ pub fn main() -> ExitCode {
         Command::LrFind(cmd) => lr_find::run(cmd),
         Command::Generate(args) => generate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Convert {
             input,
             output,

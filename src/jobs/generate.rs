@@ -70,7 +70,7 @@ pub fn generate(
                 .into(),
         ));
     }
-    let mut input = prompt_ids(prompt, lm.level, &lm.vocab)?;
+    let mut input = text_ids(prompt, lm.level, &lm.vocab)?;
     // Special tokens other than the end of line are never produced (unknown, padding, ...).
     let special = |t: &String| {
         let mut all = Specials::Fastai
@@ -103,8 +103,9 @@ pub fn generate(
     Ok(out)
 }
 
-/// The prompt's ids as the model reads text (a fastai model: `xxbos`, then fastai's tokens).
-fn prompt_ids(prompt: &str, level: Level, vocab: &Vocab) -> Result<Vec<u32>> {
+/// A text's ids as the model reads text (a fastai model: `xxbos`, then fastai's tokens, an
+/// unknown one as `xxunk`, as fastai numericalizes; other models refuse tokens they lack).
+pub(crate) fn text_ids(prompt: &str, level: Level, vocab: &Vocab) -> Result<Vec<u32>> {
     let tokens: Vec<String> = match level {
         Level::Word => prompt.split_whitespace().map(String::from).collect(),
         Level::Char => prompt.chars().map(String::from).collect(),
@@ -116,7 +117,7 @@ fn prompt_ids(prompt: &str, level: Level, vocab: &Vocab) -> Result<Vec<u32>> {
         .take(10)
         .map(|s| s.as_str())
         .collect();
-    if !unknown.is_empty() {
+    if !unknown.is_empty() && level != Level::Fastai {
         return Err(AwdError::Config(format!(
             "the prompt has tokens the model does not know: {}",
             unknown.join(", ")

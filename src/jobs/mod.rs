@@ -1,11 +1,13 @@
 //! awd's jobs as library functions with typed inputs and outputs: train or fine-tune a language
 //! model and train a classifier ([`train`]), load a language model and score it on a text
-//! ([`lm`]), continue a prompt ([`generate`]), load classifiers and classify documents ([`classify`]), tokenize
-//! as fastai does ([`tokenize`]). The `awd` command line parses flags, calls these and prints.
+//! ([`lm`]), score a text token by token ([`score`]), continue a prompt ([`generate`]), load
+//! classifiers and classify documents ([`classify`]), tokenize as fastai does ([`tokenize`]).
+//! Each loader also reads fastai's `export.pkl`. The `awd` command line parses flags, calls these and prints.
 
 pub mod classify;
 pub mod generate;
 pub mod lm;
+pub mod score;
 pub mod train;
 
 /// fastai's default tokenization of each text (its rules, then spaCy's English tokenizer), in
