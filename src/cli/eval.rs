@@ -13,8 +13,9 @@ use crate::train::eval::{CacheConfig, bits};
 /// The model a command reads, and its vocabulary.
 #[derive(Debug, clap::Args)]
 pub struct ModelSource {
-    /// A model file written by `awd train` (model.safetensors), or its run directory; or a fastai
-    /// language model's weights (.pth) with --vocab.
+    /// A model file written by `awd train` (model.safetensors), or its run directory; a fastai
+    /// `language_model_learner`'s `export.pkl`; or a fastai language model's weights (.pth) with
+    /// --vocab.
     #[arg(long)]
     pub model: PathBuf,
     /// The fastai vocabulary pickle (itos.pkl) of a fastai --model.

@@ -28,8 +28,8 @@ pub enum ClassifyCommand {
 /// The classifiers a command reads.
 #[derive(Args)]
 pub struct ClassifierSource {
-    /// A classifier: an `awd classify train` run directory or model file, or a fastai
-    /// classifier's `.pth` with --vocab. Twice (forward and backward) averages the two models'
+    /// A classifier: an `awd classify train` run directory or model file, a fastai
+    /// `text_classifier_learner`'s `export.pkl`, or a fastai classifier's `.pth` with --vocab. Twice (forward and backward) averages the two models'
     /// probabilities.
     #[arg(long, required = true)]
     model: Vec<PathBuf>,
