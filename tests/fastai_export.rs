@@ -21,11 +21,7 @@ fn lines(name: &str) -> Vec<serde_json::Value> {
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
+    serde_json::from_value(v.clone()).expect("numbers")
 }
 
 #[test]
@@ -200,4 +196,27 @@ fn what_awd_cannot_honor_is_refused_naming_what_was_found() {
         let err = export::read(&path).expect_err("refused").to_string();
         assert!(err.contains(named), "{err}");
     }
+}
+
+/// A served model lays its recurrent weights out once: kept across batches, the layouts are
+/// reused and the probabilities are the same, bit for bit, as laid out anew each chunk.
+#[test]
+fn kept_weight_layouts_are_reused_and_change_nothing() {
+    use awd::kernels::kept::{keep_laid_out_weights, reuses};
+    let device = awd::device::cpu();
+    let mut clas = Classifiers::load(&[export_dir().join("export.pkl")], None, &device).unwrap();
+    let texts: Vec<String> = lines("probes.jsonl")
+        .iter()
+        .map(|p| p["text"].as_str().unwrap().into())
+        .collect();
+    let anew = clas.predict(&texts, 64).unwrap();
+    keep_laid_out_weights(true);
+    let before = reuses();
+    let first = clas.predict(&texts, 64).unwrap();
+    let second = clas.predict(&texts, 64).unwrap();
+    let reused = reuses() - before;
+    keep_laid_out_weights(false);
+    assert!(reused > 0, "no layout was reused");
+    assert_eq!(first, anew);
+    assert_eq!(second, anew);
 }

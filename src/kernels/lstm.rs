@@ -24,7 +24,7 @@ use super::panels::Panels;
 /// is a matrix-vector one (batch-1 generation runs one step per call, and laying out 21 MB for
 /// it would triple its cost). In bf16, the weight is packed in tiles once a window.
 enum Recurrent<'a> {
-    Panels(Panels),
+    Panels(std::sync::Arc<Panels>),
     Bf16(Rhs<'a>),
     /// `W_hh` row-major; `transposed`: the product is with `W_hhᵀ`.
     Plain {
@@ -36,7 +36,7 @@ enum Recurrent<'a> {
 
 impl<'a> Recurrent<'a> {
     fn new(
-        w_hh: &'a [f32],
+        w_hh: &'a Buf,
         (t, b, h): (usize, usize, usize),
         transposed: bool,
         precision: Precision,
@@ -54,9 +54,9 @@ impl<'a> Recurrent<'a> {
         }
         if t >= 2 && b >= 4 {
             Recurrent::Panels(if transposed {
-                Panels::pack_transposed(w_hh, 4 * h, h)
+                std::sync::Arc::new(Panels::pack_transposed(w_hh, 4 * h, h))
             } else {
-                Panels::pack(w_hh, 4 * h, h)
+                super::kept::panels(w_hh, 4 * h, h)
             })
         } else {
             Recurrent::Plain {

@@ -19,6 +19,7 @@ pub mod decoder_ce;
 pub mod gemm;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod gpu;
+pub mod kept;
 pub mod lstm;
 pub mod lstm_op;
 pub mod math;

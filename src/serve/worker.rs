@@ -149,6 +149,8 @@ impl Runner {
     }
 
     fn run(mut self) {
+        // A served model's weights never change: lay each recurrent weight out once.
+        crate::kernels::kept::keep_laid_out_weights(true);
         while let Some(work) = self.next(None) {
             if work.gone() {
                 continue;
