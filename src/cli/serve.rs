@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::jobs::models::ModelSpec;
 use crate::kernels::PrecisionChoice;
-use crate::serve::models::ModelSpec;
 use crate::serve::worker::Batching;
 use crate::serve::{Limits, ServeOptions};
 

@@ -7,6 +7,7 @@
 pub mod classify;
 pub mod generate;
 pub mod lm;
+pub mod models;
 pub mod score;
 pub mod train;
 

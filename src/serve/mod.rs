@@ -7,7 +7,6 @@
 
 pub mod guard;
 pub mod metrics;
-pub mod models;
 pub mod routes;
 pub mod worker;
 
@@ -22,10 +21,10 @@ use axum::routing::{get, post};
 
 use crate::data::Vocab;
 use crate::error::{AwdError, Result};
+use crate::jobs::models::{self, Loaded, ModelSpec};
 use crate::kernels::PrecisionChoice;
 use guard::ApiError;
 use metrics::Metrics;
-use models::{Loaded, ModelSpec};
 use worker::{Batching, Worker};
 
 /// What a request may ask for.

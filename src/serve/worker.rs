@@ -16,10 +16,10 @@ use tokio::sync::oneshot;
 
 use super::guard::ApiError;
 use super::metrics::{Metrics, ModelLabel};
-use super::models::{Loaded, ModelCard};
 use crate::device::Device;
 use crate::jobs::classify::Prediction;
 use crate::jobs::generate::{Sampling, generate};
+use crate::jobs::models::{Loaded, ModelCard};
 use crate::jobs::score::{TokenScores, score};
 
 pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;

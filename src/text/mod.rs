@@ -29,3 +29,12 @@ pub fn replace_space(token: &str) -> String {
 pub fn for_corpus(text: &str) -> Vec<String> {
     tokenize(text).iter().map(|t| replace_space(t)).collect()
 }
+
+/// spaCy's English tokenizer alone, rules not applied (what fastai's `SpacyTokenizer` returns for
+/// texts its `Tokenizer` has already passed through the rules), in parallel, in input order.
+pub fn split_all<S: AsRef<str> + Sync>(texts: &[S]) -> Vec<Vec<String>> {
+    texts
+        .par_iter()
+        .map(|t| spacy::Spacy::english().tokenize(t.as_ref()))
+        .collect()
+}

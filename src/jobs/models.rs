@@ -1,4 +1,5 @@
-//! The models a server holds: any file awd reads, loaded once, each described by a card.
+//! Any model awd reads, loaded as what it is (a classifier or a language model) and described by
+//! a card: what `awd serve` and the Python package hold.
 
 use std::path::PathBuf;
 
