@@ -1,6 +1,9 @@
 //! `awd._awd`: the Rust side of the Python package. Every call releases the GIL while it works;
 //! awd's errors arrive as Python exceptions (`FileNotFoundError`, `ValueError`), never a panic.
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod convert;
 mod models;
 mod pool;
