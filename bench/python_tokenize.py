@@ -2,7 +2,8 @@
 each in a process of its own (time and peak RSS): fastai with spaCy, fastai with awd's drop-in
 `tok` (fastai's Python rules remain), and `awd.tokenize_df`. The tokens must be identical.
 
-usage: python bench/python_tokenize.py [DATA_DIR]   (a Python with fastai and awd installed)
+usage: python bench/python_tokenize.py [DATA_DIR]   (a Python with fastai and awd installed;
+ROUNDS=N, default 3: each mode's median of N fresh processes)
 """
 import json, os, subprocess, sys
 
@@ -49,7 +50,15 @@ def run(mode):
     return r
 
 
-results = {mode: run(mode) for mode in ["fastai", "dropin", "awd"]}
+# Rounds alternate the modes, each in a fresh process; the table gives each mode's median.
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+runs = {mode: [] for mode in ["fastai", "dropin", "awd"]}
+for _ in range(ROUNDS):
+    for mode in runs:
+        runs[mode].append(run(mode))
+results = {mode: sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2] for mode, rs in runs.items()}
+for mode, rs in runs.items():
+    print(f"{mode}: " + ", ".join(f"{r['seconds']:.2f}" for r in rs) + " s")
 base = results["fastai"]
 print(f"{base['texts']} texts, {base['tokens']} tokens (every text in {os.path.abspath(DATA)})")
 print("| tokenizer | seconds | speed-up | peak RSS MB | tokens identical |")

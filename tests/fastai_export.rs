@@ -49,9 +49,24 @@ fn the_classifier_export_reads_its_weights_vocabulary_classes_and_tokenizer() {
 
 #[test]
 fn the_classifier_export_predicts_as_fastai_alone_and_batched() {
-    let probes = lines("probes.jsonl");
+    predicts_as_fastai(&export_dir().join("export.pkl"), lines("probes.jsonl"));
+}
+
+/// A fastai pipeline that tokenized with awd's Python drop-in (`tok=awd.SpacyTokenizer()`):
+/// its export is read, and predicts, as one with fastai's own spaCy tokenizer.
+#[test]
+fn an_export_whose_tokenizer_is_awds_drop_in_predicts_as_fastai() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/awd_tok_export");
+    let probes = std::fs::read_to_string(dir.join("probes.jsonl")).expect("probes");
+    let probes = probes.lines().map(|l| serde_json::from_str(l).expect("json"));
+    predicts_as_fastai(&dir.join("export.pkl"), probes.collect());
+}
+
+/// The export's probabilities for each probe's text, alone and all in one batch, against
+/// fastai's `learn.predict` (1e-4).
+fn predicts_as_fastai(export: &Path, probes: Vec<serde_json::Value>) {
     let device = awd::device::cpu();
-    let mut clas = Classifiers::load(&[export_dir().join("export.pkl")], None, &device).unwrap();
+    let mut clas = Classifiers::load(&[export.to_path_buf()], None, &device).unwrap();
     let texts: Vec<String> = probes
         .iter()
         .map(|p| p["text"].as_str().unwrap().into())

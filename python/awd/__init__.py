@@ -8,9 +8,11 @@ Every call into awd releases the GIL and uses every core. awd's errors arrive as
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -34,7 +36,8 @@ FLD = "xxfld"
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """fastai's default tokenization of each text (its rules, then spaCy's English tokenizer):
     what fastai's ``Tokenizer(SpacyTokenizer())`` gives, token for token."""
-    return _awd.tokenize(_strings(texts, "texts"))
+    with _no_gc():
+        return _awd.tokenize(_strings(texts, "texts"))
 
 
 def tokenize_df(df, text_cols, mark_fields: Optional[bool] = None, tok_text_col: str = "text"):
@@ -47,7 +50,8 @@ def tokenize_df(df, text_cols, mark_fields: Optional[bool] = None, tok_text_col:
     if mark_fields is None:
         mark_fields = len(cols) > 1
     texts = _join_texts(df[cols], mark_fields)
-    outputs, counts = _awd.tokenize_counted(texts)
+    with _no_gc():
+        outputs, counts = _awd.tokenize_counted(texts)
     res = df[df.columns[~df.columns.isin(cols)]].copy()
     res[tok_text_col] = outputs
     res[f"{tok_text_col}_length"] = [len(o) for o in outputs]
@@ -68,7 +72,8 @@ def tokenize_files(files, path, output_dir, output_names=None, encoding: str = "
     for start in range(0, len(files), batch):
         chunk = files[start:start + batch]
         texts = [f.read_text(encoding=encoding) for f in chunk]
-        outputs, counts = _awd.tokenize_counted(texts)
+        with _no_gc():
+            outputs, counts = _awd.tokenize_counted(texts)
         for f, name, toks in zip(chunk, output_names[start:start + batch], outputs):
             out = output_dir / name
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +101,9 @@ class SpacyTokenizer:
     def __call__(self, items: Iterable[str]) -> Iterator[list[str]]:
         items = [str(t) for t in items]
         for start in range(0, len(items), self.buf_sz):
-            yield from _awd.split(items[start:start + self.buf_sz])
+            with _no_gc():
+                tokens = _awd.split(items[start:start + self.buf_sz])
+            yield from tokens
 
 
 class Classifier:
@@ -196,6 +203,19 @@ def _argv(options: dict) -> list[str]:
 
 def _path(p):
     return None if p is None else os.fspath(p)
+
+
+@contextmanager
+def _no_gc():
+    """Python's cyclic collector paused while awd hands over its lists: building tens of
+    thousands of lists would otherwise run it again and again over objects that hold no cycle."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _strings(texts, name):

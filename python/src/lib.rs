@@ -34,7 +34,7 @@ fn tokenize<'py>(
     post_rules: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     let docs = py.detach(|| tokenized(&texts, post_rules));
-    Ok(convert::token_lists(py, &docs)?.0)
+    Ok(convert::token_lists(py, docs)?.0)
 }
 
 /// `tokenize` with fastai's post-rules, and each token's count (in first-seen order): what
@@ -45,26 +45,32 @@ fn tokenize_counted<'py>(
     texts: Vec<String>,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyDict>)> {
     let docs = py.detach(|| tokenized(&texts, true));
-    convert::token_lists(py, &docs)
+    convert::token_lists(py, docs)
 }
 
 fn tokenized(texts: &[String], post_rules: bool) -> Vec<Vec<String>> {
-    let mut docs = pool::install(|| awd::jobs::tokenize(texts));
-    if post_rules {
-        for t in docs.iter_mut().flatten() {
-            if t.contains(' ') {
-                *t = awd::text::replace_space(t);
-            }
-        }
-    }
-    docs
+    use rayon::prelude::*;
+    pool::install(|| {
+        texts
+            .par_iter()
+            .map(|t| {
+                let mut tokens = awd::text::tokenize(t);
+                if post_rules {
+                    for t in tokens.iter_mut().filter(|t| t.contains(' ')) {
+                        *t = awd::text::replace_space(t);
+                    }
+                }
+                tokens
+            })
+            .collect()
+    })
 }
 
 /// spaCy's English tokenizer alone (fastai's rules already applied by the caller).
 #[pyfunction]
 fn split<'py>(py: Python<'py>, texts: Vec<String>) -> PyResult<Bound<'py, PyList>> {
     let docs = py.detach(|| pool::install(|| awd::text::split_all(&texts)));
-    Ok(convert::token_lists(py, &docs)?.0)
+    Ok(convert::token_lists(py, docs)?.0)
 }
 
 #[pymodule]

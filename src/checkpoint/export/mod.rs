@@ -234,7 +234,8 @@ fn tokenizer(o: &Objects) -> std::result::Result<(Vec<String>, Vec<String>), Str
         .attr(tok, "tok")
         .and_then(|t| o.class(t))
         .unwrap_or_else(|| "nothing".into());
-    if inner != "fastai.text.core.SpacyTokenizer" {
+    // awd's Python drop-in (`awd.SpacyTokenizer`, English only) splits as fastai's does.
+    if !["fastai.text.core.SpacyTokenizer", "awd.SpacyTokenizer"].contains(&inner.as_str()) {
         return Err(format!(
             "its tokenizer is `{inner}`: awd tokenizes as fastai's SpacyTokenizer (English)"
         ));
