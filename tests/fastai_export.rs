@@ -58,7 +58,9 @@ fn the_classifier_export_predicts_as_fastai_alone_and_batched() {
 fn an_export_whose_tokenizer_is_awds_drop_in_predicts_as_fastai() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/awd_tok_export");
     let probes = std::fs::read_to_string(dir.join("probes.jsonl")).expect("probes");
-    let probes = probes.lines().map(|l| serde_json::from_str(l).expect("json"));
+    let probes = probes
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"));
     predicts_as_fastai(&dir.join("export.pkl"), probes.collect());
 }
 

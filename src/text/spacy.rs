@@ -36,10 +36,9 @@ pub struct Spacy {
     /// Exceptions spaCy's matcher looks for after tokenizing: their affix-only tokens, joined by
     /// `\u{1}`, to the exception's text.
     merges: HashMap<String, String>,
-    /// The most tokens any merge pattern has.
-    longest_merge: usize,
-    /// The first tokens of the merge patterns (a run can only start at one of these).
-    merge_starts: HashSet<String>,
+    /// Every leading run of a merge pattern's tokens, joined as `merges`' keys are: a run of
+    /// tokens that is none of these can grow into no pattern.
+    merge_prefixes: HashSet<String>,
 }
 
 /// Python's `str.isspace` (Rust's `char::is_whitespace` lacks the information separators).
@@ -68,8 +67,7 @@ impl Spacy {
             url: Pattern::new(&t.url),
             exceptions: t.exceptions,
             merges: HashMap::default(),
-            longest_merge: 0,
-            merge_starts: HashSet::default(),
+            merge_prefixes: HashSet::default(),
         };
         // spaCy's `add_special_case`: an exception with affixes (or a space) is also matched
         // after tokenization, as the tokens the affix rules alone make of it.
@@ -82,9 +80,9 @@ impl Spacy {
             if affixed || !t.faster_heuristics {
                 let mut pieces = Vec::new();
                 s.tokenize_affixes(key, None, &mut pieces);
-                s.longest_merge = s.longest_merge.max(pieces.len());
-                if let Some(first) = pieces.first() {
-                    s.merge_starts.insert(first.text.clone());
+                for n in 1..=pieces.len() {
+                    s.merge_prefixes
+                        .insert(join(pieces[..n].iter().map(|p| p.text.as_str())));
                 }
                 merges.insert(join(pieces.iter().map(|p| p.text.as_str())), key.clone());
             }
@@ -246,14 +244,20 @@ impl Spacy {
             return;
         }
         let mut matches = Vec::new(); // (start, end)
+        let mut key = String::new();
         for start in 0..pieces.len() {
-            if !self.merge_starts.contains(&pieces[start].text) {
-                continue;
-            }
-            for len in 1..=self.longest_merge.min(pieces.len() - start) {
-                let key = join(pieces[start..start + len].iter().map(|p| p.text.as_str()));
+            // The run from `start` grows one token at a time while it can still spell a pattern.
+            key.clear();
+            for (end, piece) in pieces.iter().enumerate().skip(start) {
+                if end > start {
+                    key.push(SEP);
+                }
+                key.push_str(&piece.text);
+                if !self.merge_prefixes.contains(&key) {
+                    break;
+                }
                 if self.merges.contains_key(&key) {
-                    matches.push((start, start + len));
+                    matches.push((start, end + 1));
                 }
             }
         }
