@@ -1,6 +1,9 @@
 //! `awd._awd`: the Rust side of the Python package. Every call releases the GIL while it works;
 //! awd's errors arrive as Python exceptions (`FileNotFoundError`, `ValueError`), never a panic.
 
+/// The extension's own allocations (a tokenized corpus is millions of small strings) from
+/// mimalloc: `awd.tokenize_df` on every shared text 0.85 -> 0.65 s against glibc's malloc.
+/// Python's objects and the `awd` command line are unaffected.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

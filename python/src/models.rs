@@ -13,12 +13,26 @@ use pyo3::prelude::*;
 
 use crate::{err, pool};
 
+/// Each text's labels, and each text's probability of every class.
+type Predictions = (Vec<Vec<String>>, Vec<Vec<f32>>);
+/// A text's tokens, each token's log-probability given the ones before, and its perplexity.
+type TextScore = (Vec<String>, Vec<f64>, f64);
+
 /// A loaded classifier or language model.
 #[pyclass(module = "awd._awd", frozen)]
 pub struct Model {
     inner: Mutex<Loaded>,
     card: ModelCard,
     vocab: Vec<String>,
+}
+
+impl Model {
+    /// The model, for one call at a time (a call that panicked left it as whole as any other).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Loaded> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 #[pymethods]
@@ -57,9 +71,9 @@ impl Model {
         py: Python<'_>,
         texts: Vec<String>,
         batch_size: usize,
-    ) -> PyResult<(Vec<Vec<String>>, Vec<Vec<f32>>)> {
+    ) -> PyResult<Predictions> {
         py.detach(|| {
-            let mut inner = self.inner.lock().expect("no call panicked holding it");
+            let mut inner = self.lock();
             let Loaded::Classifier(c) = &mut *inner else {
                 return Err(PyValueError::new_err("a language model does not classify"));
             };
@@ -69,13 +83,9 @@ impl Model {
     }
 
     /// Each text's tokens, their log-probabilities (each given the ones before), perplexity.
-    fn score(
-        &self,
-        py: Python<'_>,
-        texts: Vec<String>,
-    ) -> PyResult<Vec<(Vec<String>, Vec<f64>, f64)>> {
+    fn score(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<TextScore>> {
         py.detach(|| {
-            let mut inner = self.inner.lock().expect("no call panicked holding it");
+            let mut inner = self.lock();
             let Loaded::Lm(lm) = &mut *inner else {
                 return Err(PyValueError::new_err("a classifier does not score text"));
             };
@@ -105,7 +115,7 @@ impl Model {
         seed: u64,
     ) -> PyResult<Vec<String>> {
         py.detach(|| {
-            let mut inner = self.inner.lock().expect("no call panicked holding it");
+            let mut inner = self.lock();
             let Loaded::Lm(lm) = &mut *inner else {
                 return Err(PyValueError::new_err("a classifier does not generate text"));
             };

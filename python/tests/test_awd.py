@@ -98,6 +98,16 @@ def test_an_exported_language_model_scores_and_generates():
     assert len(a) == 8 and a == lm.generate("The film is", tokens=8, seed=3)
 
 
+def test_a_fastai_pth_loads_with_its_vocabulary():
+    u = SHARED / "ulmfit"
+    lm = awd.load(u / "lm.pth", vocab=u / "itos.pkl")
+    assert isinstance(lm, awd.LanguageModel)
+    assert lm.vocab[:3] == ["xxunk", "xxpad", "xxbos"] and lm.sizes[0] == len(lm.vocab)
+    [s] = lm.score(["The film is good"])
+    mean = -sum(s["logprobs"]) / len(s["logprobs"])
+    assert s["perplexity"] == pytest.approx(np.exp(mean), rel=1e-6)
+
+
 def test_bad_input_is_a_python_exception_with_awds_message(tmp_path):
     with pytest.raises(FileNotFoundError):
         awd.load(tmp_path / "nothing.safetensors")
