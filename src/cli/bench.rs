@@ -1,5 +1,6 @@
 //! `awd bench p1|p2`: training-step, evaluation and generation speed of the real model.
 
+use crate::bench::roofline::Roofline;
 use crate::bench::{self, PRESET};
 use crate::device;
 use crate::kernels::PrecisionChoice;
@@ -33,6 +34,10 @@ pub struct BenchArgs {
     /// The products' operands: f32, bf16 with f32 sums, or auto (bf16 where it is faster here).
     #[arg(long, value_enum, default_value_t)]
     pub precision: PrecisionChoice,
+    /// Also measure this machine's f32 FMA peak and each product of the step (p1, p2) against
+    /// it, and say what share of the peak the whole step reaches.
+    #[arg(long)]
+    pub roofline: bool,
 }
 
 /// Length of the classifier benchmark's documents (tokens).
@@ -78,6 +83,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let (name, mut cfg, default_steps) = match args.config {
         Config::P1 => ("p1", bench::p1(), 10),
         Config::P2 => ("p2", bench::p2(), 3),
+        Config::Clas if args.roofline => {
+            anyhow::bail!("--roofline: the language model's steps (p1, p2) only")
+        }
         Config::Clas => return clas(&args, &device),
     };
     cfg.precision = args.precision;
@@ -124,6 +132,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     );
     // Before the loop, which builds a second model in this process.
     let peak_rss = bench::peak_rss_mb();
+    if args.roofline {
+        roofline(name, &cfg, t.ms_per_step);
+    }
     if args.train_loop {
         // Loop and step alternate, three times each, and each is read at its median: a shared
         // machine drifts by more than the difference being measured.
@@ -151,4 +162,52 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
         t.tokens_per_s, peak_rss
     );
     Ok(true)
+}
+
+/// The machine's peak, each product of the step against it, and the whole step of `step_ms`.
+fn roofline(name: &str, cfg: &crate::train::TrainConfig, step_ms: f64) {
+    let r = Roofline::measure(cfg, bench::VOCAB);
+    let p = &r.peak;
+    println!(
+        "peak     {:.1} GFLOP/s f32: {} threads x {:.1}, measured with {} FMA chains",
+        p.gflops, p.threads, p.per_core, p.isa
+    );
+    println!(
+        "{:34} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>8}",
+        "product (awd's f32 products)", "m", "n", "k", "x/step", "GFLOP/s", "peak", "ms/step"
+    );
+    for (s, g) in &r.products {
+        println!(
+            "{:34} {:6} {:6} {:6} {:6} {:8.1} {:6.1}% {:8.2}",
+            s.what,
+            s.m,
+            s.n,
+            s.k,
+            s.count,
+            g,
+            100.0 * g / p.gflops,
+            s.flops() / g / 1e6
+        );
+    }
+    let (gflops, share) = r.step(step_ms);
+    let products_ms = r.products_ms();
+    let at_peak_ms = r.step_flops() / p.gflops / 1e6;
+    println!(
+        "step     {:.1} MFLOP a token in products; {step_ms:.1} ms a step: {gflops:.1} GFLOP/s, {:.1}% of the peak",
+        r.step_flops() / r.tokens_per_step as f64 / 1e6,
+        100.0 * share
+    );
+    println!(
+        "         the products alone, at the speeds above: {products_ms:.1} ms ({:.1}% of the peak); \
+         at the peak: {at_peak_ms:.1} ms; the step's other work and overhead: {:.1} ms ({:.1}%)",
+        100.0 * at_peak_ms / products_ms,
+        step_ms - products_ms,
+        100.0 * (step_ms - products_ms) / step_ms
+    );
+    println!(
+        "roofline {name} peak_gflops={:.1} step_share={:.3} products_share={:.3}",
+        p.gflops,
+        share,
+        at_peak_ms / products_ms
+    );
 }

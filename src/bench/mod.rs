@@ -1,5 +1,8 @@
 //! Benchmarks of the real model: the training step `awd train` runs, the training loop itself,
-//! evaluation and generation, with peak memory.
+//! evaluation and generation, with peak memory; the step against the machine's peak
+//! ([`roofline`]).
+
+pub mod roofline;
 
 use std::time::Instant;
 

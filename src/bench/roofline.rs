@@ -1,0 +1,246 @@
+//! `awd bench --roofline`: each product of a training step, and the whole step, held against the
+//! machine's measured f32 FMA peak ([`crate::kernels::peak`]).
+
+use std::time::Instant;
+
+use crate::kernels::gemm::{Mat, gemm};
+use crate::kernels::panels::Panels;
+use crate::kernels::peak::{self, Peak};
+use crate::train::TrainConfig;
+
+/// One product of the step, `[m, k] · [k, n]` (either operand read transposed, as the step
+/// reads it), run `count` times a step.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub what: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a_t: bool,
+    pub b_t: bool,
+    /// Run as the LSTM's per-step recurrent products are: the weight laid out in
+    /// [`Panels`] once a window (the layout pass not timed), then one product a time step.
+    pub panels: bool,
+    pub count: usize,
+}
+
+impl Shape {
+    /// Floating-point operations a step (a multiply-add counts two).
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k * self.count) as f64
+    }
+}
+
+/// The products of one training step of `cfg` on `vocab` words: per LSTM layer and direction
+/// the input projection over the window and the recurrent product of each time step, with their
+/// three backward products each; the tied decoder's logits and its two gradients. The rest of
+/// the step (the LSTM cell, softmax, dropout, AdamW) is not a product.
+pub fn step_shapes(cfg: &TrainConfig, vocab: usize) -> Vec<Shape> {
+    let model = &cfg.model;
+    let (b, t) = (cfg.batch_size, cfg.bptt);
+    let rows = b * t;
+    let dirs = model.directions();
+    let mut shapes = Vec::new();
+    // The per-step products run on panels where the LSTM kernel lays them out (f32, a batch
+    // of 4 rows or more, windows of 2 steps or more: kernels/lstm.rs).
+    let panels = b >= 4 && t >= 2;
+    let mut push = |what: String, (m, n, k), (a_t, b_t), count| {
+        let panels = panels && what.contains("each step");
+        shapes.push(Shape {
+            what,
+            m,
+            n,
+            k,
+            a_t,
+            b_t,
+            panels,
+            count,
+        })
+    };
+    for l in 0..model.n_layers {
+        let (d_in, h) = model.layer_sizes(l);
+        let g = 4 * h;
+        push(
+            format!("lstm{l} x.Wih^T"),
+            (rows, g, d_in),
+            (false, true),
+            dirs,
+        );
+        push(
+            format!("lstm{l} h.Whh^T (each step)"),
+            (b, g, h),
+            (false, true),
+            dirs * t,
+        );
+        push(
+            format!("lstm{l} dG.Wih (dx)"),
+            (rows, d_in, g),
+            (false, false),
+            dirs,
+        );
+        push(
+            format!("lstm{l} dG^T.x (dWih)"),
+            (g, d_in, rows),
+            (true, false),
+            dirs,
+        );
+        push(
+            format!("lstm{l} dG^T.h (dWhh)"),
+            (g, h, rows),
+            (true, false),
+            dirs,
+        );
+        push(
+            format!("lstm{l} dG.Whh (dh, each step)"),
+            (b, h, g),
+            (false, false),
+            dirs * t,
+        );
+    }
+    let e = model.emb_size;
+    push(
+        "decoder x.W^T (logits)".into(),
+        (rows, vocab, e),
+        (false, true),
+        1,
+    );
+    push(
+        "decoder dL.W (dx)".into(),
+        (rows, e, vocab),
+        (false, false),
+        1,
+    );
+    push(
+        "decoder dL^T.x (dW)".into(),
+        (vocab, e, rows),
+        (true, false),
+        1,
+    );
+    shapes
+}
+
+/// GFLOP/s of `shape` through awd's f32 products (`kernels::gemm`, or [`Panels`]), timed for
+/// about `seconds` after one warm-up product.
+pub fn time_shape(shape: &Shape, seconds: f64) -> f64 {
+    let s = shape;
+    let (a, b) = (vec![0.01f32; s.m * s.k], vec![0.02f32; s.k * s.n]);
+    let mut c = vec![0f32; s.m * s.n];
+    if s.panels {
+        let w = Panels::pack(&b, s.n, s.k);
+        return timed(s, seconds, || w.mul_into(&mut c, &a, s.m, false));
+    }
+    let am = match s.a_t {
+        true => Mat::t(&a, s.k, s.m),
+        false => Mat::new(&a, s.m, s.k),
+    };
+    let bm = match s.b_t {
+        true => Mat::t(&b, s.n, s.k),
+        false => Mat::new(&b, s.k, s.n),
+    };
+    timed(s, seconds, || gemm(&mut c, am, bm, false))
+}
+
+/// GFLOP/s of `product` (one `s`) after a warm-up: the best of three runs of a third of
+/// `seconds` each (a shared machine only ever slows a run down).
+fn timed(s: &Shape, seconds: f64, mut product: impl FnMut()) -> f64 {
+    product();
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let (start, mut reps) = (Instant::now(), 0usize);
+        while reps == 0 || start.elapsed().as_secs_f64() < seconds / 3.0 {
+            product();
+            reps += 1;
+        }
+        let gflops = 2.0 * (s.m * s.n * s.k * reps) as f64 / start.elapsed().as_secs_f64() / 1e9;
+        best = best.max(gflops);
+    }
+    best
+}
+
+/// A step's products measured against the peak.
+#[derive(Debug, Clone)]
+pub struct Roofline {
+    pub peak: Peak,
+    /// Each product and its measured GFLOP/s.
+    pub products: Vec<(Shape, f64)>,
+    pub tokens_per_step: usize,
+}
+
+impl Roofline {
+    /// The peak on every thread awd computes on, and each of the step's products of `cfg`.
+    pub fn measure(cfg: &TrainConfig, vocab: usize) -> Self {
+        let peak = (0..3)
+            .map(|_| peak::measure(rayon::current_num_threads(), 0.1))
+            .max_by(|a, b| a.gflops.total_cmp(&b.gflops))
+            .expect("three runs");
+        let products = step_shapes(cfg, vocab)
+            .into_iter()
+            .map(|s| {
+                let gflops = time_shape(&s, 0.09);
+                (s, gflops)
+            })
+            .collect();
+        Self {
+            peak,
+            products,
+            tokens_per_step: cfg.batch_size * cfg.bptt,
+        }
+    }
+
+    pub fn step_flops(&self) -> f64 {
+        self.products.iter().map(|(s, _)| s.flops()).sum()
+    }
+
+    /// Milliseconds a step spends in its products at their measured speeds.
+    pub fn products_ms(&self) -> f64 {
+        self.products
+            .iter()
+            .map(|(s, gflops)| s.flops() / gflops / 1e6)
+            .sum()
+    }
+
+    /// A step of `step_ms`: its GFLOP/s and the share of the peak.
+    pub fn step(&self, step_ms: f64) -> (f64, f64) {
+        let gflops = self.step_flops() / step_ms / 1e6;
+        (gflops, gflops / self.peak.gflops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// P2 is "~145 MFLOP a token" (the speed issue's own count, made by hand from the sizes).
+    #[test]
+    fn p2_products_are_145_mflop_a_token() {
+        let cfg = crate::bench::p2();
+        let flops: f64 = step_shapes(&cfg, crate::bench::VOCAB)
+            .iter()
+            .map(Shape::flops)
+            .sum();
+        let per_token = flops / (cfg.batch_size * cfg.bptt) as f64;
+        assert!((per_token / 145.0e6 - 1.0).abs() < 0.01, "{per_token}");
+    }
+
+    /// No product can beat the FMA peak: one that seemed to would mean the peak loop is not
+    /// FMA-bound or its operations are miscounted.
+    #[test]
+    fn a_product_stays_under_the_measured_peak() {
+        let peak = peak::measure(rayon::current_num_threads(), 0.1);
+        let square = Shape {
+            what: "test".into(),
+            m: 256,
+            n: 256,
+            k: 256,
+            a_t: false,
+            b_t: false,
+            panels: false,
+            count: 1,
+        };
+        let gflops = time_shape(&square, 0.1);
+        assert!(
+            gflops > 0.0 && gflops < 1.15 * peak.gflops,
+            "{gflops} vs peak {peak:?}"
+        );
+    }
+}
