@@ -53,20 +53,12 @@ fn tokenize_counted<'py>(
 
 fn tokenized(texts: &[String], post_rules: bool) -> Vec<Vec<String>> {
     use rayon::prelude::*;
-    pool::install(|| {
-        texts
-            .par_iter()
-            .map(|t| {
-                let mut tokens = awd::text::tokenize(t);
-                if post_rules {
-                    for t in tokens.iter_mut().filter(|t| t.contains(' ')) {
-                        *t = awd::text::replace_space(t);
-                    }
-                }
-                tokens
-            })
-            .collect()
-    })
+    let one = if post_rules {
+        awd::text::for_corpus
+    } else {
+        awd::text::tokenize
+    };
+    pool::install(|| texts.par_iter().map(|t| one(t)).collect())
 }
 
 /// spaCy's English tokenizer alone (fastai's rules already applied by the caller).

@@ -46,28 +46,18 @@ struct ClassifierOptions {
     flags: ClassifyFlags,
 }
 
+/// `argv` parsed as `P`'s flags; clap's refusal as a `ValueError` with its message (without its
+/// `error:` prefix and usage lines).
 fn parse<P: Parser>(argv: Vec<String>) -> PyResult<P> {
-    P::try_parse_from(argv).map_err(|e| PyValueError::new_err(e.kind_message()))
-}
-
-trait KindMessage {
-    fn kind_message(&self) -> String;
-}
-
-impl KindMessage for clap::Error {
-    /// clap's message without its `error:` prefix and usage lines.
-    fn kind_message(&self) -> String {
-        let text = self.render().to_string();
-        let first: Vec<&str> = text
+    P::try_parse_from(argv).map_err(|e| {
+        let text = e.render().to_string();
+        let message: Vec<&str> = text
             .lines()
             .take_while(|l| !l.starts_with("Usage:"))
             .collect();
-        first
-            .join("\n")
-            .trim()
-            .trim_start_matches("error: ")
-            .to_string()
-    }
+        let message = message.join("\n");
+        PyValueError::new_err(message.trim().trim_start_matches("error: ").to_string())
+    })
 }
 
 /// Trains (or resumes) a language model in `out`; returns what the run ended with.

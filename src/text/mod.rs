@@ -27,7 +27,11 @@ pub fn replace_space(token: &str) -> String {
 
 /// fastai's tokens of one document as its language-model data holds them (post-rules applied).
 pub fn for_corpus(text: &str) -> Vec<String> {
-    tokenize(text).iter().map(|t| replace_space(t)).collect()
+    let mut tokens = tokenize(text);
+    for t in tokens.iter_mut().filter(|t| t.contains(' ')) {
+        *t = replace_space(t);
+    }
+    tokens
 }
 
 /// spaCy's English tokenizer alone, rules not applied (what fastai's `SpacyTokenizer` returns for
