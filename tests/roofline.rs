@@ -37,7 +37,9 @@ fn the_roofline_holds_each_product_and_the_step_against_the_measured_peak() {
         v.parse().unwrap()
     };
     assert!(field("peak_gflops=") > 0.0);
-    // A step or a product above the FMA peak would mean a miscounted peak or step.
+    // A step or a product above the FMA peak would mean a miscounted peak or step. (Checked here,
+    // in a process of its own: beside other tests in one process the peak would be measured on
+    // shared cores.)
     for name in ["step_share=", "products_share="] {
         let share = field(name);
         assert!(share > 0.0 && share < 1.15, "{name}{share}: {stdout}");
