@@ -28,19 +28,14 @@ fn err(e: AwdError) -> PyErr {
 }
 
 /// fastai's default tokenization of each text (its rules, then spaCy's English tokenizer), in
-/// parallel; `post_rules`: fastai's `replace_space` too (a space inside a token becomes `▁`).
+/// parallel.
 #[pyfunction]
-#[pyo3(signature = (texts, post_rules = false))]
-fn tokenize<'py>(
-    py: Python<'py>,
-    texts: Vec<String>,
-    post_rules: bool,
-) -> PyResult<Bound<'py, PyList>> {
-    let docs = py.detach(|| tokenized(&texts, post_rules));
+fn tokenize<'py>(py: Python<'py>, texts: Vec<String>) -> PyResult<Bound<'py, PyList>> {
+    let docs = py.detach(|| tokenized(&texts, false));
     Ok(convert::token_lists(py, docs)?.0)
 }
 
-/// `tokenize` with fastai's post-rules, and each token's count (in first-seen order): what
+/// `tokenize` with fastai's post-rule (`replace_space`: a space inside a token becomes `▁`), and each token's count (in first-seen order): what
 /// fastai's `tokenize_df` and `tokenize_files` return.
 #[pyfunction]
 fn tokenize_counted<'py>(

@@ -40,82 +40,54 @@ pub fn step_shapes(cfg: &TrainConfig, vocab: usize) -> Vec<Shape> {
     let (b, t) = (cfg.batch_size, cfg.bptt);
     let rows = b * t;
     let dirs = model.directions();
-    let mut shapes = Vec::new();
     // The per-step products run on panels where the LSTM kernel lays them out (f32, a batch
     // of 4 rows or more, windows of 2 steps or more: kernels/lstm.rs).
     let panels = b >= 4 && t >= 2;
-    let mut push = |what: String, (m, n, k), (a_t, b_t), count| {
-        let panels = panels && what.contains("each step");
+    let mut shapes = Vec::new();
+    for l in 0..model.n_layers {
+        let (d_in, h) = model.layer_sizes(l);
+        let g = 4 * h;
+        // (what, (m, n, k), (a transposed, b transposed), once per time step)
+        let layer = [
+            ("x.Wih^T", (rows, g, d_in), (false, true), false),
+            ("h.Whh^T", (b, g, h), (false, true), true),
+            ("dG.Wih (dx)", (rows, d_in, g), (false, false), false),
+            ("dG^T.x (dWih)", (g, d_in, rows), (true, false), false),
+            ("dG^T.h (dWhh)", (g, h, rows), (true, false), false),
+            ("dG.Whh (dh)", (b, h, g), (false, false), true),
+        ];
+        for (what, (m, n, k), (a_t, b_t), per_step) in layer {
+            let each = if per_step { ", each step" } else { "" };
+            shapes.push(Shape {
+                what: format!("lstm{l} {what}{each}"),
+                m,
+                n,
+                k,
+                a_t,
+                b_t,
+                panels: panels && per_step,
+                count: dirs * if per_step { t } else { 1 },
+            });
+        }
+    }
+    let e = model.emb_size;
+    let decoder = [
+        ("x.W^T (logits)", (rows, vocab, e), (false, true)),
+        ("dL.W (dx)", (rows, e, vocab), (false, false)),
+        ("dL^T.x (dW)", (vocab, e, rows), (true, false)),
+    ];
+    for (what, (m, n, k), (a_t, b_t)) in decoder {
         shapes.push(Shape {
-            what,
+            what: format!("decoder {what}"),
             m,
             n,
             k,
             a_t,
             b_t,
-            panels,
-            count,
-        })
-    };
-    for l in 0..model.n_layers {
-        let (d_in, h) = model.layer_sizes(l);
-        let g = 4 * h;
-        push(
-            format!("lstm{l} x.Wih^T"),
-            (rows, g, d_in),
-            (false, true),
-            dirs,
-        );
-        push(
-            format!("lstm{l} h.Whh^T (each step)"),
-            (b, g, h),
-            (false, true),
-            dirs * t,
-        );
-        push(
-            format!("lstm{l} dG.Wih (dx)"),
-            (rows, d_in, g),
-            (false, false),
-            dirs,
-        );
-        push(
-            format!("lstm{l} dG^T.x (dWih)"),
-            (g, d_in, rows),
-            (true, false),
-            dirs,
-        );
-        push(
-            format!("lstm{l} dG^T.h (dWhh)"),
-            (g, h, rows),
-            (true, false),
-            dirs,
-        );
-        push(
-            format!("lstm{l} dG.Whh (dh, each step)"),
-            (b, h, g),
-            (false, false),
-            dirs * t,
-        );
+            panels: false,
+            count: 1,
+        });
     }
-    let e = model.emb_size;
-    push(
-        "decoder x.W^T (logits)".into(),
-        (rows, vocab, e),
-        (false, true),
-        1,
-    );
-    push(
-        "decoder dL.W (dx)".into(),
-        (rows, e, vocab),
-        (false, false),
-        1,
-    );
-    push(
-        "decoder dL^T.x (dW)".into(),
-        (vocab, e, rows),
-        (true, false),
-        1,
-    );
     shapes
 }
 
