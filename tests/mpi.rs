@@ -85,7 +85,13 @@ fn two_ranks_train_as_one_process() {
     let stdout = ok(&out);
     assert_eq!(stdout.matches("done:").count(), 1, "{stdout}");
 
-    let (a, b) = (losses(&one), losses(&two));
+    assert_trained_alike(&one, &two);
+}
+
+/// The runs in `one` and `two` logged the same losses, row by row, and saved the same
+/// parameters, each to 1e-5 of its scale.
+fn assert_trained_alike(one: &Path, two: &Path) {
+    let (a, b) = (losses(one), losses(two));
     assert_eq!(a.len(), b.len());
     for (step, (x, y)) in a.iter().zip(&b).enumerate() {
         for (u, v) in x.iter().zip(y) {
@@ -96,7 +102,7 @@ fn two_ranks_train_as_one_process() {
         }
     }
     let read = |p: &Path| awd::checkpoint::safetensors::read(&p.join("model.safetensors")).unwrap();
-    let (p1, p2) = (read(&one), read(&two));
+    let (p1, p2) = (read(one), read(two));
     assert_eq!(p1.keys().collect::<Vec<_>>(), p2.keys().collect::<Vec<_>>());
     for (name, t) in &p1 {
         common::assert_close(name, &p2[name], t, 1e-5);
@@ -163,4 +169,91 @@ fn an_interrupted_two_rank_run_resumes_to_the_same_model() {
     }
     let bytes = |p: &Path| std::fs::read(p.join("model.safetensors")).unwrap();
     assert!(bytes(&whole) == bytes(&cut), "the resumed model differs");
+}
+
+/// 96 documents of 2 to 30 words (and one of 90, so that in its batch the other rank's rows
+/// begin chunks later), labelled by which of three keywords they hold.
+fn documents(path: &Path) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let words = [
+        "the", "a", "film", "plot", "was", "and", "but", "very", "scene",
+    ];
+    let classes = [("pos", "great"), ("neg", "dull"), ("mixed", "odd")];
+    let mut w = csv::Writer::from_path(path).unwrap();
+    w.write_record(["label", "text"]).unwrap();
+    for i in 0..96 {
+        let (label, key) = classes[rng.random_range(0..classes.len())];
+        let n = if i == 7 { 90 } else { rng.random_range(2..30) };
+        let mut text: Vec<&str> = (0..n)
+            .map(|_| words[rng.random_range(0..words.len())])
+            .collect();
+        text.insert(rng.random_range(0..text.len()), key);
+        w.write_record([label, &text.join(" ")]).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// The classifier on two ranks: each encodes every other document of each batch (its rows of
+/// every activation mask of the chunks, the weight and embedding masks whole), the pooled
+/// features are gathered so that the head's batch norm sees the whole batch, and the
+/// validation batches are shared. The losses step by step and every parameter (and the batch
+/// norm's running statistics) as one process, to 1e-5 of each tensor's scale; one writer.
+#[test]
+fn a_classifier_on_two_ranks_trains_as_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("docs.csv");
+    documents(&data);
+    let args = |out: &Path| -> Vec<String> {
+        let mut a: Vec<String> = ["classify", "train", "--quiet", "--data", s(&data)]
+            .map(String::from)
+            .to_vec();
+        a.extend(
+            [
+                "--emb-size",
+                "16",
+                "--hidden-size",
+                "24",
+                "--n-layers",
+                "2",
+                "--bptt",
+                "4",
+                "--max-len",
+                "12",
+                "--batch-size",
+                "8",
+                "--lin-ftrs",
+                "6",
+                "--drop-mult",
+                "1",
+                "--stages",
+                "1:1e-2:1,2:5e-3:0",
+                "--log-every",
+                "1",
+                "--seed",
+                "2",
+                "--out",
+            ]
+            .map(String::from),
+        );
+        a.push(s(out).to_string());
+        a
+    };
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    ok(&Command::new(env!("CARGO_BIN_EXE_awd"))
+        .args(args(&one))
+        .output()
+        .unwrap());
+    let out = mpirun(2, &args(&two));
+    let stdout = ok(&out);
+    assert_eq!(stdout.matches("accuracy").count(), 1, "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("data-parallel: 2 ranks"), "{stderr}");
+
+    assert!(
+        losses(&one).len() > 20,
+        "{} metrics rows",
+        losses(&one).len()
+    );
+    assert_trained_alike(&one, &two);
 }

@@ -3,6 +3,8 @@
 //! (binary for multi-label) with AR/TAR on the encoder's output, fastai's `awd_lstm_clas_split`,
 //! loss and accuracy on the validation documents, the classifier's files.
 
+use std::rc::Rc;
+
 use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -11,9 +13,10 @@ use super::batches::train_batches;
 use super::config::ClassifyConfig;
 use super::data::Labelled;
 use super::saved::{self, ClassifierInfo, Encoder};
-use super::scores::{Scores, probabilities};
+use super::scores::{Scores, probabilities_on};
 use crate::checkpoint::fastai;
 use crate::data::{Vocab, fastai_vocab};
+use crate::dist::Dist;
 use crate::dropout::Masks;
 use crate::error::{AwdError, Result};
 use crate::model::loss::{ClassTargets, activation_reg, temporal_activation_reg};
@@ -55,6 +58,9 @@ pub struct ClasJob {
     /// The current epoch's batches (indices into `data.train`).
     batches: (usize, Vec<Vec<usize>>),
     device: Device,
+    /// The ranks of a data-parallel job: each encodes its share of every batch's documents and
+    /// validates its share of the batches.
+    dist: Rc<Dist>,
 }
 
 /// A classifier's training run.
@@ -68,16 +74,19 @@ impl ClasJob {
         opts: &RunOptions,
     ) -> Result<Self> {
         cfg.validate()?;
-        if opts.dist.size() > 1 {
-            return Err(AwdError::Config(
-                "the classifier trains on one process (its head's batch norm needs the whole batch): run it without mpirun".into(),
-            ));
+        let ranks = opts.dist.size();
+        if cfg.batch_size < ranks {
+            return Err(AwdError::Config(format!(
+                "--batch-size {} among {ranks} ranks: each rank needs one document at least",
+                cfg.batch_size
+            )));
         }
         let lengths: Vec<usize> = data.train.iter().map(|e| e.ids.len()).collect();
         Ok(Self {
             batches: (0, train_batches(&lengths, cfg.batch_size, cfg.seed)),
             lengths,
             device: opts.device.clone(),
+            dist: opts.dist.clone(),
             cfg,
             data,
             info,
@@ -225,19 +234,24 @@ impl Job for ClasJob {
         let input = DocBatch::new(&docs, bptt, pad)?;
         let n = self.data.classes.len();
         let target = ClassTargets::new(&labels, n, self.cfg.multi_label, &self.device);
+        let dist = &self.dist;
         step.run(
             model,
             lr,
             |m| {
-                let out = m.forward(&input)?;
+                let out = m.forward_on(&input, dist)?;
                 let ce = target.loss(out.logits);
-                // fastai's RNNRegularizer on the encoder's output (AR and TAR alike here).
+                // fastai's RNNRegularizer on the encoder's output (AR and TAR alike here): the
+                // means are the whole batch's; a rank's rows' part of them, times the ranks
+                // (their gradients are averaged), is `share` times the mean over its rows.
+                let [rows, width, _] = out.enc.dims();
+                let share = (dist.size() * rows) as f64 / input.rows as f64;
                 let mut total = ce.clone();
                 if alpha > 0.0 {
-                    total = total + activation_reg(out.enc.clone()).mul_scalar(alpha);
+                    total = total + activation_reg(out.enc.clone()).mul_scalar(alpha * share);
                 }
-                if beta > 0.0 && out.enc.dims()[1] > 1 {
-                    total = total + temporal_activation_reg(out.enc).mul_scalar(beta);
+                if beta > 0.0 && width > 1 {
+                    total = total + temporal_activation_reg(out.enc).mul_scalar(beta * share);
                 }
                 Ok((total, ce))
             },
@@ -249,7 +263,7 @@ impl Job for ClasJob {
         let mut model = model.valid();
         let docs: Vec<Vec<u32>> = self.data.valid.iter().map(|e| e.ids.clone()).collect();
         let labels: Vec<Vec<usize>> = self.data.valid.iter().map(|e| e.labels.clone()).collect();
-        let probs = probabilities(&mut model, &docs, self.cfg.batch_size)?;
+        let probs = probabilities_on(&mut model, &docs, self.cfg.batch_size, &self.dist)?;
         let n = self.data.classes.len();
         let (multi, threshold) = (self.cfg.multi_label, self.cfg.threshold);
         Ok(Scores::new(&probs, &labels, n, multi, threshold))

@@ -5,6 +5,7 @@
 use burn::tensor::activation::{sigmoid, softmax};
 
 use super::batches::eval_batches;
+use crate::dist::Dist;
 use crate::error::Result;
 use crate::model::{DocBatch, TextClassifier};
 use crate::params::HostTensor;
@@ -17,11 +18,24 @@ pub fn probabilities(
     docs: &[Vec<u32>],
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>> {
+    probabilities_on(model, docs, batch_size, &Dist::single())
+}
+
+/// [`probabilities`] in a data-parallel job: each rank classifies every `ranks`-th batch, and
+/// one sum gives every rank all of them (the same batches as one process, so the same values).
+pub fn probabilities_on(
+    model: &mut TextClassifier,
+    docs: &[Vec<u32>],
+    batch_size: usize,
+    dist: &Dist,
+) -> Result<Vec<Vec<f32>>> {
     let (bptt, pad) = (model.config.bptt, model.config.encoder.pad_token as u32);
     let multi = model.config.multi_label;
+    let c = model.config.n_classes;
     let lengths: Vec<usize> = docs.iter().map(|d| d.len()).collect();
-    let mut out = vec![Vec::new(); docs.len()];
-    for batch in eval_batches(&lengths, batch_size) {
+    let mut flat = vec![0f32; docs.len() * c];
+    let batches = eval_batches(&lengths, batch_size);
+    for batch in batches.iter().skip(dist.rank()).step_by(dist.size()) {
         let rows: Vec<&[u32]> = batch.iter().map(|&i| docs[i].as_slice()).collect();
         let logits = model.forward(&DocBatch::new(&rows, bptt, pad)?)?.logits;
         let [_, c] = logits.dims();
@@ -32,10 +46,13 @@ pub fn probabilities(
         };
         let probs = HostTensor::from_tensor(probs);
         for (k, &i) in batch.iter().enumerate() {
-            out[i] = probs.values[k * c..(k + 1) * c].to_vec();
+            flat[i * c..(i + 1) * c].copy_from_slice(&probs.values[k * c..(k + 1) * c]);
         }
     }
-    Ok(out)
+    if dist.size() > 1 {
+        dist.sum_f32(&mut flat);
+    }
+    Ok(flat.chunks(c.max(1)).map(|p| p.to_vec()).collect())
 }
 
 /// Each classifier's probabilities of `docs` (raw text, read as each model reads it: its

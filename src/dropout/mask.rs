@@ -14,6 +14,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::rows::RowShare;
 use crate::error::{AwdError, Result, check_probability};
 
 /// A source of dropout masks: each entry is 0 (dropped) or `1/(1-p)` (kept, already scaled).
@@ -156,9 +157,9 @@ pub struct MaskRecord {
 pub struct Masks {
     source: Arc<Mutex<Box<dyn MaskSource>>>,
     records: Arc<Mutex<Option<Vec<MaskRecord>>>>,
-    /// Data-parallel training: (this rank, ranks). An activation mask is then drawn for the
-    /// global batch and this rank's rows of it kept, so that N ranks draw what one process would.
-    rows: Arc<Mutex<Option<(usize, usize)>>>,
+    /// Data-parallel training: an activation mask is drawn for the global batch and this rank's
+    /// rows of it kept, so that N ranks draw what one process would.
+    rows: Arc<Mutex<Option<RowShare>>>,
 }
 
 impl fmt::Debug for Masks {
@@ -186,7 +187,16 @@ impl Masks {
     /// times the rows asked for, and rows `rank·n .. (rank+1)·n` of them returned: this rank's
     /// share of the global batch's masks. Weight and embedding masks are whole on every rank.
     pub fn share_rows(&self, rank: usize, ranks: usize) {
-        *self.rows.lock().unwrap_or_else(|e| e.into_inner()) = (ranks > 1).then_some((rank, ranks));
+        self.set_rows((ranks > 1).then_some(RowShare::Even { rank, ranks }));
+    }
+
+    /// Sets which rows of the global batch's activation masks are drawn for (`None`: the masks
+    /// are whole) and returns the share that held before.
+    pub fn set_rows(&self, share: Option<RowShare>) -> Option<RowShare> {
+        std::mem::replace(
+            &mut *self.rows.lock().unwrap_or_else(|e| e.into_inner()),
+            share,
+        )
     }
 
     /// From now on, keeps a copy of every mask drawn, with its owner.
@@ -244,14 +254,10 @@ impl Masks {
         p: f64,
         device: &Device,
     ) -> Result<Tensor<D>> {
-        let share = *self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        let share = self.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let values = match (owner, share) {
-            (MaskOwner::Activation, Some((rank, ranks))) if D > 0 => {
-                let mut global = shape;
-                global[0] *= ranks;
-                let all = self.lock().mask(&global, p)?;
-                let per_rank = shape.iter().product::<usize>();
-                all[rank * per_rank..(rank + 1) * per_rank].to_vec()
+            (MaskOwner::Activation, Some(share)) if D > 0 => {
+                share.select(&shape, |global| self.lock().mask(global, p))?
             }
             _ => self.lock().mask(&shape, p)?,
         };

@@ -2,10 +2,12 @@
 
 pub mod mask;
 pub mod rnn;
+pub mod rows;
 pub mod weight;
 
 pub use mask::{MaskOwner, MaskRecord, MaskSource, Masks, ReplayMasks, RngMasks};
 pub use rnn::{Dropout, EmbeddingDropout, RnnDropout};
+pub use rows::RowShare;
 pub use weight::WeightDropout;
 
 use burn::module::{Flag, Module, ModuleMapper, Param};

@@ -22,6 +22,9 @@ use crate::params::rename::PathRenamer;
 
 pub use super::documents::DocBatch;
 use super::documents::concat_pool;
+use super::sentence_encoder::{Sorted, encode};
+use crate::dist::Dist;
+use crate::params::HostTensor;
 
 /// The classifier's sizes and dropouts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -194,92 +197,93 @@ impl TextClassifier {
         &self.parts.encoder
     }
 
-    /// The document batch through the encoder, chunk by chunk (fastai's `SentenceEncoder`), then
-    /// pooled and classified. Rows are run in order of where their documents start (the longest
-    /// first), a chunk taking only the rows whose document has begun, each joining with a zero
-    /// state (fastai's `real_bs`); the state is carried across chunks, detached, as fastai's
-    /// AWD-LSTM does. A chunk is kept for pooling where, counted from its document's start, it
-    /// begins within the last `max_len` positions.
+    /// The document batch through the encoder, chunk by chunk (fastai's `SentenceEncoder`, see
+    /// [`encode`]), then pooled over each row's last `max_len` positions and classified.
     pub fn forward(&mut self, batch: &DocBatch) -> Result<ClassifierOutput> {
-        let device = self.parts.encoder.encoder.weight.device();
-        let (bptt, max_len, pad) = (
-            self.config.bptt,
-            self.config.max_len,
-            self.config.encoder.pad_token as u32,
-        );
-        let (rows, width) = (batch.rows, batch.width);
-        // Rows by start, stably: those a chunk runs are then the first `real` rows.
-        let mut order: Vec<usize> = (0..rows).collect();
-        order.sort_by_key(|&r| batch.spans[r].0);
-        let spans: Vec<(usize, usize)> = order.iter().map(|&r| batch.spans[r]).collect();
-        if let Some(r) = (0..rows).find(|&r| !batch.spans[r].0.is_multiple_of(bptt)) {
+        self.forward_on(batch, &Dist::single())
+    }
+
+    /// [`forward`](Self::forward) as one rank of a data-parallel job, each rank given the whole
+    /// global batch: this rank encodes the rows at sorted positions `rank`, `rank + ranks`, ...,
+    /// every rank's pooled features are gathered (one sum), and the head (its batch norm over
+    /// the whole batch, its masks whole) runs on the global batch, as one process would.
+    /// `logits` and `pooled` are the global batch's, `enc` this rank's rows. The gradient that
+    /// reaches this rank's encoder through the head is `ranks` times its share, so that the
+    /// step's average over the ranks is the whole batch's gradient.
+    pub fn forward_on(&mut self, batch: &DocBatch, dist: &Dist) -> Result<ClassifierOutput> {
+        let (rank, ranks) = (dist.rank(), dist.size());
+        if batch.rows < ranks {
             return Err(AwdError::Config(format!(
-                "row {r}'s document starts at position {}, inside a chunk of {bptt}: pad at the front by whole chunks",
-                batch.spans[r].0
+                "a batch of {} documents among {ranks} ranks: each rank needs one at least",
+                batch.rows
             )));
         }
-        let kept = |r: usize, i: usize| {
-            let (start, end) = spans[r];
-            i >= start && i < end && end - i <= max_len
-        };
-
-        self.parts.encoder.reset();
-        let mut outs = Vec::new();
-        let mut pooled_at: Vec<Vec<bool>> = vec![Vec::new(); rows];
-        for i in (0..width).step_by(bptt) {
-            let len = bptt.min(width - i);
-            let real = spans.iter().take_while(|&&(s, _)| s <= i).count();
-            if real == 0 {
-                continue;
-            }
-            let ids: Vec<i64> = order[..real]
-                .iter()
-                .flat_map(|&r| batch.ids[r * width + i..r * width + i + len].iter())
-                .map(|&t| t as i64)
-                .collect();
-            let words = Tensor::<2, Int>::from_data(TensorData::new(ids, [real, len]), &device);
-            let out = self.parts.encoder.forward(words)?;
-            if !(0..real).any(|r| kept(r, i)) {
-                continue;
-            }
-            let [_, _, emb] = out.dims();
-            let out = if real < rows {
-                let zeros = Tensor::zeros([rows - real, len, emb], &device);
-                Tensor::cat(vec![out, zeros], 0)
-            } else {
-                out
-            };
-            outs.push(out);
-            for (r, at) in pooled_at.iter_mut().enumerate() {
-                let (start, end) = spans[r];
-                at.extend((i..i + len).map(|p| {
-                    kept(r, i) && p >= start && p < end && batch.ids[order[r] * width + p] != pad
-                }));
-            }
+        let sorted = Sorted::new(batch, self.config.bptt)?;
+        let mine: Vec<usize> = (rank..batch.rows).step_by(ranks).collect();
+        let masks = self.parts.encoder.encoder_dp.masks.clone();
+        let before = (ranks > 1).then(|| masks.set_rows(None));
+        let shape = (self.config.bptt, self.config.max_len, ranks > 1);
+        let encoded = encode(&mut self.parts.encoder, batch, &sorted, &mine, shape);
+        if ranks > 1 {
+            masks.set_rows(None);
         }
-        if outs.is_empty() {
-            return Err(AwdError::Config(
-                "the batch has no document to encode".into(),
-            ));
+        let head = encoded.and_then(|e| {
+            let pooled = concat_pool(e.enc.clone(), &e.pooled_at)?;
+            let pooled = gather_pooled(pooled, &mine, batch.rows, dist);
+            let mut x = pooled.clone();
+            for block in &mut self.parts.layers {
+                x = block.forward(x)?;
+            }
+            Ok((x, pooled, e.enc))
+        });
+        if let Some(before) = before {
+            masks.set_rows(before);
         }
-        let enc = Tensor::cat(outs, 1);
-        let pooled = concat_pool(enc.clone(), &pooled_at)?;
-        let mut x = pooled.clone();
-        for block in &mut self.parts.layers {
-            x = block.forward(x)?;
-        }
+        let (logits, pooled, enc) = head?;
         // Back to the caller's row order.
-        let mut inverse = vec![0i64; rows];
-        for (sorted, &r) in order.iter().enumerate() {
-            inverse[r] = sorted as i64;
-        }
-        let inverse = Tensor::<1, Int>::from_data(TensorData::new(inverse, [rows]), &device);
+        let device = logits.device();
+        let inverse =
+            Tensor::<1, Int>::from_data(TensorData::new(sorted.inverse(), [batch.rows]), &device);
         Ok(ClassifierOutput {
-            logits: x.select(0, inverse.clone()),
+            logits: logits.select(0, inverse.clone()),
             pooled: pooled.select(0, inverse.clone()),
-            enc: enc.select(0, inverse),
+            enc: if ranks == 1 {
+                enc.select(0, inverse)
+            } else {
+                enc
+            },
         })
     }
+}
+
+/// `[rows, F]` in sorted order: this rank's pooled features `own` `[n, F]` (at sorted positions
+/// `mine`) beside every other rank's, gathered by one sum; the other ranks' rows are constants,
+/// and the gradient reaching `own` is scaled by the number of ranks. One process: `own`.
+fn gather_pooled(own: Tensor<2>, mine: &[usize], rows: usize, dist: &Dist) -> Tensor<2> {
+    let ranks = dist.size();
+    if ranks == 1 {
+        return own;
+    }
+    let [n, f] = own.dims();
+    let device = own.device();
+    let values = HostTensor::from_tensor(own.clone().detach()).values;
+    let mut all = vec![0f32; rows * f];
+    for (k, &p) in mine.iter().enumerate() {
+        all[p * f..(p + 1) * f].copy_from_slice(&values[k * f..(k + 1) * f]);
+    }
+    dist.sum_f32(&mut all);
+    let others = Tensor::<2>::from_data(TensorData::new(all, [rows, f]), &device);
+    // `own` in value, `ranks · own` in gradient: the added term is exactly zero.
+    let extra = own.clone().mul_scalar((ranks - 1) as f32);
+    let own = own + (extra.clone() - extra.detach());
+    let at: Vec<i64> = (0..rows)
+        .map(|p| match mine.iter().position(|&q| q == p) {
+            Some(k) => k as i64,
+            None => (n + p) as i64,
+        })
+        .collect();
+    let at = Tensor::<1, Int>::from_data(TensorData::new(at, [rows]), &device);
+    Tensor::cat(vec![own, others], 0).select(0, at)
 }
 
 impl TextClassifier {

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod encoder;
 pub mod lm;
 pub mod loss;
+mod sentence_encoder;
 
 pub use classifier::{ClassifierConfig, DocBatch, TextClassifier};
 pub use config::{AwdLstmConfig, ModelFlags};

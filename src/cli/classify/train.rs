@@ -55,24 +55,37 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<bool> {
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&args.data));
+    // Under an MPI launcher (the `mpi` feature): one rank of a data-parallel job; rank 0 alone
+    // shows progress, prints and writes.
+    let dist = std::rc::Rc::new(crate::dist::Dist::from_env()?);
+    let writer = dist.is_writer();
     let opts = RunOptions {
         out_dir: out_dir.clone(),
         device: device::select(&args.device)?.autodiff(),
-        progress: !args.quiet,
+        progress: !args.quiet && writer,
         stop: super::super::stop_on_ctrl_c(),
-        dist: Default::default(),
+        dist: dist.clone(),
     };
+    if dist.size() > 1 && writer {
+        eprintln!("data-parallel: {} ranks", dist.size());
+    }
     let started = if args.resume {
         resume_classifier(&args.data, opts)?
     } else {
         let started = new_classifier(&args.spec()?, opts, args.force)?;
         let learner = &started.learner;
-        super::super::note_precision(learner.job.cfg.precision, &learner.opts.device);
+        if writer {
+            super::super::note_precision(learner.job.cfg.precision, &learner.opts.device);
+        }
         started
     };
-    started.notes.iter().for_each(|n| eprintln!("{n}"));
+    if writer {
+        started.notes.iter().for_each(|n| eprintln!("{n}"));
+    }
     let mut trainer = started.learner;
     let s = match trainer.run()? {
+        Ended::Finished(_) if !writer => return Ok(true),
+        Ended::Interrupted { .. } if !writer => std::process::exit(130),
         Ended::Finished(s) => s,
         Ended::Interrupted { step, checkpoint } => {
             eprintln!(
