@@ -59,7 +59,10 @@ mod tests {
             keep: vec![1, 4],
         }));
         let part = shared.draw([2, 1, 3], 0.5, &device).unwrap().into_data();
-        let (all, part) = (all.to_vec::<f32>().unwrap(), part.to_vec::<f32>().unwrap());
+        let (all, part) = (
+            all.try_to_vec::<f32>().unwrap(),
+            part.try_to_vec::<f32>().unwrap(),
+        );
         assert_eq!(part, [&all[3..6], &all[12..15]].concat());
         assert_eq!(whole.state(), shared.state());
         assert!(
