@@ -6,7 +6,7 @@ use awd::kernels::gemm::{Mat, gemm};
 mod timing;
 
 fn time(label: &str, m: usize, n: usize, k: usize, f: &mut dyn FnMut()) {
-    timing::time(label, (m, n, k), 200, f)
+    timing::time(label, (m, n, k), 200, f);
 }
 
 fn decoder(n: usize, e: usize, v: usize) {

@@ -2,8 +2,13 @@
 use std::time::Instant;
 
 /// Runs `f` once to warm up, then `reps` times, and prints the mean time and GFLOP/s of an
-/// `m x n x k` product.
-pub fn time(label: &str, (m, n, k): (usize, usize, usize), reps: usize, f: &mut dyn FnMut()) {
+/// `m x n x k` product; returns the mean time in seconds.
+pub fn time(
+    label: &str,
+    (m, n, k): (usize, usize, usize),
+    reps: usize,
+    f: &mut dyn FnMut(),
+) -> f64 {
     f();
     let t = Instant::now();
     for _ in 0..reps {
@@ -15,4 +20,5 @@ pub fn time(label: &str, (m, n, k): (usize, usize, usize), reps: usize, f: &mut 
         s * 1e6,
         2.0 * (m * n * k) as f64 / s / 1e9
     );
+    s
 }

@@ -1,9 +1,12 @@
 //! `awd bench --roofline`: each product of a training step, and the whole step, held against the
-//! machine's measured f32 FMA peak ([`crate::kernels::peak`]).
+//! machine's measured peak ([`crate::kernels::peak`]) for the step's precision: the f32 FMA peak,
+//! or with `--precision bf16` the bf16 unit's (AMX tiles or AVX512-BF16).
 
 use std::time::Instant;
 
-use crate::kernels::gemm::{Mat, gemm};
+use crate::kernels::Precision;
+use crate::kernels::bf16::Unit;
+use crate::kernels::gemm::{Mat, Rhs, gemm, product_in};
 use crate::kernels::panels::Panels;
 use crate::kernels::peak::{self, Peak};
 use crate::train::TrainConfig;
@@ -91,16 +94,13 @@ pub fn step_shapes(cfg: &TrainConfig, vocab: usize) -> Vec<Shape> {
     shapes
 }
 
-/// GFLOP/s of `shape` through awd's f32 products (`kernels::gemm`, or [`Panels`]), timed for
-/// about `seconds` after one warm-up product.
-pub fn time_shape(shape: &Shape, seconds: f64) -> f64 {
+/// GFLOP/s of `shape` through awd's products in `precision` (`kernels::gemm`, or [`Panels`];
+/// in bf16 the operands' packing included, as the step packs them: the per-step products' weight
+/// once a window, untimed), timed for about `seconds` after one warm-up product.
+pub fn time_shape(shape: &Shape, precision: Precision, seconds: f64) -> f64 {
     let s = shape;
     let (a, b) = (vec![0.01f32; s.m * s.k], vec![0.02f32; s.k * s.n]);
     let mut c = vec![0f32; s.m * s.n];
-    if s.panels {
-        let w = Panels::pack(&b, s.n, s.k);
-        return timed(s, seconds, || w.mul_into(&mut c, &a, s.m, false));
-    }
     let am = match s.a_t {
         true => Mat::t(&a, s.k, s.m),
         false => Mat::new(&a, s.m, s.k),
@@ -109,7 +109,22 @@ pub fn time_shape(shape: &Shape, seconds: f64) -> f64 {
         true => Mat::t(&b, s.n, s.k),
         false => Mat::new(&b, s.k, s.n),
     };
-    timed(s, seconds, || gemm(&mut c, am, bm, false))
+    match (precision, s.panels) {
+        (Precision::F32, true) => {
+            let w = Panels::pack(&b, s.n, s.k);
+            timed(s, seconds, || w.mul_into(&mut c, &a, s.m, false))
+        }
+        (Precision::F32, false) => timed(s, seconds, || gemm(&mut c, am, bm, false)),
+        (Precision::Bf16, true) => {
+            let w = Rhs::new(precision, bm);
+            timed(s, seconds, || {
+                w.mul_into(&mut c, Mat::new(&a, s.m, s.k), false)
+            })
+        }
+        (Precision::Bf16, false) => timed(s, seconds, || {
+            std::hint::black_box(product_in(precision, am, bm, 1.0));
+        }),
+    }
 }
 
 /// GFLOP/s of `product` (one `s`) after a warm-up: the best of three runs of a third of
@@ -133,27 +148,38 @@ fn timed(s: &Shape, seconds: f64, mut product: impl FnMut()) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Roofline {
     pub peak: Peak,
+    /// The products' operands.
+    pub precision: Precision,
     /// Each product and its measured GFLOP/s.
     pub products: Vec<(Shape, f64)>,
     pub tokens_per_step: usize,
 }
 
 impl Roofline {
-    /// The peak on every thread awd computes on, and each of the step's products of `cfg`.
+    /// The peak on every thread awd computes on, for the precision `cfg` resolves to, and each
+    /// of the step's products of `cfg` in it.
     pub fn measure(cfg: &TrainConfig, vocab: usize) -> Self {
+        let precision = cfg.precision.resolve();
+        let threads = rayon::current_num_threads();
         let peak = (0..3)
-            .map(|_| peak::measure(rayon::current_num_threads(), 0.1))
+            .map(|_| match precision {
+                Precision::F32 => peak::measure(threads, 0.1),
+                // The emulated unit multiplies in f32: its peak is f32's.
+                Precision::Bf16 => peak::measure_bf16(Unit::get(), threads, 0.1)
+                    .unwrap_or_else(|| peak::measure(threads, 0.1)),
+            })
             .max_by(|a, b| a.gflops.total_cmp(&b.gflops))
             .expect("three runs");
         let products = step_shapes(cfg, vocab)
             .into_iter()
             .map(|s| {
-                let gflops = time_shape(&s, 0.09);
+                let gflops = time_shape(&s, precision, 0.09);
                 (s, gflops)
             })
             .collect();
         Self {
             peak,
+            precision,
             products,
             tokens_per_step: cfg.batch_size * cfg.bptt,
         }

@@ -169,12 +169,23 @@ fn roofline(name: &str, cfg: &crate::train::TrainConfig, step_ms: f64) {
     let r = Roofline::measure(cfg, bench::VOCAB);
     let p = &r.peak;
     println!(
-        "peak     {:.1} GFLOP/s f32: {} threads x {:.1}, measured with {} FMA chains",
-        p.gflops, p.threads, p.per_core, p.isa
+        "peak     {:.1} GFLOP/s {}: {} threads x {:.1}, measured with {} multiply-add chains",
+        p.gflops,
+        precision_name(r.precision),
+        p.threads,
+        p.per_core,
+        p.isa
     );
     println!(
         "{:34} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>8}",
-        "product (awd's f32 products)", "m", "n", "k", "x/step", "GFLOP/s", "peak", "ms/step"
+        format!("product (awd's {} products)", precision_name(r.precision)),
+        "m",
+        "n",
+        "k",
+        "x/step",
+        "GFLOP/s",
+        "peak",
+        "ms/step"
     );
     for (s, g) in &r.products {
         println!(
@@ -210,4 +221,11 @@ fn roofline(name: &str, cfg: &crate::train::TrainConfig, step_ms: f64) {
         share,
         at_peak_ms / products_ms
     );
+}
+
+fn precision_name(p: crate::kernels::Precision) -> &'static str {
+    match p {
+        crate::kernels::Precision::F32 => "f32",
+        crate::kernels::Precision::Bf16 => "bf16",
+    }
 }

@@ -75,7 +75,8 @@ fn check(what: &str, got: &[f32], a: Mat<'_>, b: Mat<'_>) {
 fn every_unit_multiplies_within_the_bf16_bound_in_every_orientation() {
     let units = Unit::available();
     eprintln!("bf16 units on this CPU: {units:?}");
-    // Sizes around the tiles (16 rows, 32 deep, 32 x 32 blocks) and a multi-task product.
+    // Sizes around the tiles (16 rows, 32 deep, 32 x 32 blocks) and multi-task products (a
+    // task: 4 x 16 blocks), split along the rows and along the columns.
     for (m, k, n) in [
         (1, 1, 1),
         (3, 5, 7),
@@ -84,6 +85,7 @@ fn every_unit_multiplies_within_the_bf16_bound_in_every_orientation() {
         (32, 64, 32),
         (45, 70, 100),
         (300, 200, 130),
+        (70, 40, 600),
     ] {
         let (da, db) = (values(m * k, 1), values(k * n, 2));
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {

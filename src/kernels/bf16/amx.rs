@@ -142,6 +142,49 @@ impl Tiles {
         }
     }
 
+    /// `iters` rounds of four independent tile products (tmm0–3 += tmm4/5 · tmm6/7) on operands
+    /// loaded once: the tiles' compute rate with no memory traffic (what
+    /// [`crate::kernels::peak`] measures). Returns an accumulator's first value (`8 · iters`),
+    /// so that the work is kept.
+    pub fn chains(&self, iters: u64) -> f32 {
+        // 0.5 in bf16: each product adds 32 × 0.25 to every accumulator.
+        let half = [0x3f00u16; 16 * 32];
+        let mut c = [0f32; 16 * 16];
+        // SAFETY: the tiles are configured (16 rows × 64 bytes each); every load and the store
+        // cover 16 rows of 64 bytes of a buffer that long.
+        unsafe {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                "tileloadd tmm4, [{p} + {s}*1]",
+                "tileloadd tmm5, [{p} + {s}*1]",
+                "tileloadd tmm6, [{p} + {s}*1]",
+                "tileloadd tmm7, [{p} + {s}*1]",
+                p = in(reg) half.as_ptr(),
+                s = in(reg) 64usize,
+                options(nostack, readonly),
+            );
+            for _ in 0..iters {
+                asm!(
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    options(nostack, nomem)
+                );
+            }
+            asm!(
+                "tilestored [{p} + {s}*1], tmm0",
+                p = in(reg) c.as_mut_ptr(),
+                s = in(reg) 64usize,
+                options(nostack),
+            );
+        }
+        c[0]
+    }
+
     /// tmm0–3 into the 32 × 32 block at `o` (row stride `ldc` floats).
     unsafe fn store(o: *mut f32, ldc: usize) {
         // SAFETY: the caller's: `o` holds 32 rows of 32 floats at stride `ldc`.
