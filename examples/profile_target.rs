@@ -1,4 +1,4 @@
-//! One benchmark phase alone, for a profiler: `perf record --call-graph dwarf target/release/examples/profile_target gen|eval|train p1|p2 [steps]`.
+//! One benchmark phase alone, for a profiler: `perf record --call-graph dwarf target/release/examples/profile_target gen|eval|train p1|p2 [steps] [f32|bf16|auto]`.
 //! (Build with `CARGO_PROFILE_RELEASE_DEBUG=line-tables-only` for source lines.)
 fn main() {
     awd::alloc::tune();
@@ -8,11 +8,14 @@ fn main() {
         .nth(3)
         .map(|s| s.parse().unwrap())
         .unwrap_or(5);
-    let s = if p == "p1" {
+    let mut s = if p == "p1" {
         awd::bench::p1()
     } else {
         awd::bench::p2()
     };
+    if let Some(precision) = std::env::args().nth(4) {
+        s.precision = clap::ValueEnum::from_str(&precision, true).unwrap();
+    }
     let dev = awd::device::select("cpu").unwrap();
     let t = match what.as_str() {
         "gen" => awd::bench::generate(&s, n, &dev).unwrap(),

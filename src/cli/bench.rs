@@ -34,8 +34,9 @@ pub struct BenchArgs {
     /// The products' operands: f32, bf16 with f32 sums, or auto (bf16 where it is faster here).
     #[arg(long, value_enum, default_value_t)]
     pub precision: PrecisionChoice,
-    /// Also measure this machine's f32 FMA peak and each product of the step (p1, p2) against
-    /// it, and say what share of the peak the whole step reaches.
+    /// Also measure this machine's peak for the step's precision (f32 FMAs; with bf16, the AMX
+    /// tiles or AVX512-BF16) and each product of the step (p1, p2) against it, and say what
+    /// share of the peak the whole step reaches.
     #[arg(long)]
     pub roofline: bool,
 }
