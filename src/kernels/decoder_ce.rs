@@ -17,7 +17,7 @@ use burn_autodiff::ops::{Backward, Ops};
 use burn_flex::Flex;
 use rayon::prelude::*;
 
-use super::bf16::{PackedA, PackedB, Precision, Unit, to_bf16_slice};
+use super::bf16::{PackedA, PackedB, Precision, Unit, to_bf16_uninit};
 use super::gemm::{Mat, Rhs, packed_product, product_in};
 use super::math;
 use super::op::{Buf, Lowered, flex, fused_op, host};
@@ -121,7 +121,7 @@ pub fn forward_train(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], s: S
     }
     // bf16: the logits a chunk of rows at a time, their gradient kept in bf16 only.
     let w_t = Rhs::new(s.precision, Mat::t(w, v, e));
-    let mut d = vec![0u16; n * v];
+    let mut d: Vec<u16> = Vec::with_capacity(n * v);
     let (mut nll, mut db) = (0.0f64, vec![0.0f32; v]);
     for start in (0..n).step_by(CHUNK_ROWS) {
         let rows = CHUNK_ROWS.min(n - start);
@@ -129,10 +129,12 @@ pub fn forward_train(x: &[f32], w: &[f32], bias: &[f32], targets: &[usize], s: S
         let (chunk_nll, chunk_db) = grad_rows(&mut out, bias, &targets[start..start + rows]);
         nll += chunk_nll;
         db.iter_mut().zip(&chunk_db).for_each(|(a, b)| *a += b);
-        d[start * v..(start + rows) * v]
+        d.spare_capacity_mut()[..rows * v]
             .par_chunks_mut(v)
             .zip(out.par_chunks(v))
-            .for_each(|(o, r)| to_bf16_slice(r, o));
+            .for_each(|(o, r)| to_bf16_uninit(r, o));
+        // SAFETY: the chunk's `rows * v` values were all written just above.
+        unsafe { d.set_len((start + rows) * v) };
     }
     CeGrad {
         nll,

@@ -125,13 +125,7 @@ impl SavedGates {
     fn keep(gates: Vec<f32>, precision: Precision) -> Self {
         match precision {
             Precision::F32 => SavedGates::F32(gates),
-            Precision::Bf16 => {
-                let mut kept = vec![0u16; gates.len()];
-                kept.par_chunks_mut(1 << 14)
-                    .zip(gates.par_chunks(1 << 14))
-                    .for_each(|(k, g)| bf16::to_bf16_slice(g, k));
-                SavedGates::Bf16(kept)
-            }
+            Precision::Bf16 => SavedGates::Bf16(bf16::to_bf16_vec(&gates)),
         }
     }
 
