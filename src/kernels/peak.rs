@@ -172,27 +172,25 @@ mod x86 {
                 *r = _mm512_fmadd_ps(*r, a, b);
             }
         }
-        let sum = acc
-            .iter()
-            .fold(_mm512_setzero_ps(), |s, &r| _mm512_add_ps(s, r));
-        _mm512_reduce_add_ps(sum)
+        sum512(&acc)
     }
 
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub fn avx512_bf16(iters: u64) -> f32 {
-        // SAFETY (transmutes): __m512bh and __m512i are both 512 bits.
-        let (a, b): (__m512bh, __m512bh) = unsafe {
-            (
-                std::mem::transmute(_mm512_set1_epi16(0x3f00)),
-                std::mem::transmute(_mm512_set1_epi16(0x3f00)),
-            )
-        };
+        // 0.5 in every bf16 lane. SAFETY: __m512bh and __m512i are both 512 bits.
+        let half: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi16(0x3f00)) };
         let mut acc = [_mm512_setzero_ps(); CHAINS];
         for _ in 0..iters {
             for r in &mut acc {
-                *r = _mm512_dpbf16_ps(*r, a, b);
+                *r = _mm512_dpbf16_ps(*r, half, half);
             }
         }
+        sum512(&acc)
+    }
+
+    /// The sum of every lane of the chains (so that their work is kept).
+    #[target_feature(enable = "avx512f")]
+    fn sum512(acc: &[__m512; CHAINS]) -> f32 {
         let sum = acc
             .iter()
             .fold(_mm512_setzero_ps(), |s, &r| _mm512_add_ps(s, r));
