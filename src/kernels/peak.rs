@@ -34,22 +34,7 @@ struct Chains {
 
 /// The f32 FMA peak of `threads` cores running at once, each for about `seconds`.
 pub fn measure(threads: usize, seconds: f64) -> Peak {
-    let (isa, lanes) = isa();
-    let run: fn(u64) -> f32 = match isa {
-        "AVX-512" => |n| chains("AVX-512", n),
-        "AVX2+FMA" => |n| chains("AVX2+FMA", n),
-        _ => |n| chains("scalar", n),
-    };
-    let flops_per_iter = 2.0 * (CHAINS * lanes) as f64;
-    measure_chains(
-        &Chains {
-            isa,
-            flops_per_iter,
-            run,
-        },
-        threads,
-        seconds,
-    )
+    measure_chains(&f32_chains(), threads, seconds)
 }
 
 /// The bf16 products' peak (bf16 operands, f32 sums) of `threads` cores on `unit`; `None` for
@@ -123,32 +108,29 @@ fn measure_chains(chains: &Chains, threads: usize, seconds: f64) -> Peak {
     }
 }
 
-/// The widest FMA this CPU runs, and its f32 lanes.
-fn isa() -> (&'static str, usize) {
+/// The widest FMA loop this CPU runs.
+fn f32_chains() -> Chains {
+    let chains = |isa, lanes: usize, run| Chains {
+        isa,
+        flops_per_iter: 2.0 * (CHAINS * lanes) as f64,
+        run,
+    };
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            return ("AVX-512", 16);
+            // SAFETY: the CPU has AVX-512.
+            return chains("AVX-512", 16, |n| unsafe { x86::avx512(n) });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return ("AVX2+FMA", 8);
+            // SAFETY: the CPU has AVX2 and FMA.
+            return chains("AVX2+FMA", 8, |n| unsafe { x86::avx2(n) });
         }
     }
-    ("scalar", 1)
+    chains("scalar", 1, scalar)
 }
 
-fn chains(isa: &str, iters: u64) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: `isa` names only instructions the CPU was found to have.
-        if isa == "AVX-512" {
-            return unsafe { x86::avx512(iters) };
-        }
-        if isa == "AVX2+FMA" {
-            return unsafe { x86::avx2(iters) };
-        }
-    }
+fn scalar(iters: u64) -> f32 {
     let mut acc = [1.0f32; CHAINS];
     for _ in 0..iters {
         for a in &mut acc {

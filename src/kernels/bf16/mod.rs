@@ -20,9 +20,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-pub use pack::{
-    PackedA, PackedB, from_bf16, round, to_bf16, to_bf16_slice, to_bf16_uninit, to_bf16_vec,
-};
+pub use pack::{PackedA, PackedB, from_bf16, round, to_bf16, to_bf16_uninit, to_bf16_vec};
 pub use probe::{PrecisionChoice, Probe};
 
 use super::gemm::Mat;

@@ -29,15 +29,6 @@ pub fn to_bf16(x: f32) -> u16 {
     ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
-/// `dst[i] = to_bf16(src[i])`, vectorized where the CPU converts to bf16 itself.
-pub fn to_bf16_slice(src: &[f32], dst: &mut [u16]) {
-    // SAFETY: u16 and MaybeUninit<u16> have the same layout, and the conversion only writes
-    // initialized values.
-    to_bf16_uninit(src, unsafe {
-        &mut *(dst as *mut [u16] as *mut [MaybeUninit<u16>])
-    });
-}
-
 /// `src` in bf16 as a new vector (no zero-filling pass before the conversion writes it).
 pub fn to_bf16_vec(src: &[f32]) -> Vec<u16> {
     let mut v = Vec::with_capacity(src.len());
@@ -50,8 +41,8 @@ pub fn to_bf16_vec(src: &[f32]) -> Vec<u16> {
     v
 }
 
-/// [`to_bf16_slice`] into memory that may not be initialized yet: every value of `dst` is
-/// written.
+/// `dst[i] = to_bf16(src[i])`, vectorized where the CPU converts to bf16 itself, into memory
+/// that may not be initialized yet: every value of `dst` is written.
 pub fn to_bf16_uninit(src: &[f32], dst: &mut [MaybeUninit<u16>]) {
     assert_eq!(src.len(), dst.len());
     #[cfg(target_arch = "x86_64")]
