@@ -6,7 +6,7 @@ use std::time::Instant;
 use awd::bench::{VOCAB, p1, p2};
 use awd::kernels::Precision;
 use awd::kernels::decoder_ce::{Shape, forward_train, grad_w, grad_x, nll_chunked};
-use awd::kernels::lstm::{backward, forward};
+use awd::kernels::lstm::{Wanted, backward, forward};
 use awd::kernels::op::Buf;
 
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -71,7 +71,7 @@ fn main() {
         let saved = run();
         let dy = random(n * h, 5);
         let bwd = best(reps, || {
-            backward(&saved, &dy);
+            backward(&saved, &dy, Wanted::ALL);
         });
         println!("lstm layer {l} ({i}->{h}): forward {fwd:7.2} ms  backward {bwd:7.2} ms");
         total += fwd + bwd;

@@ -270,7 +270,37 @@ impl LstmSaved {
 
 /// Gradients of one direction: `(dx [T*B, I], dw_ih [4H, I], dw_hh [4H, H], dbias [4H])`, given
 /// `dy` `[T*B, H]` (the final state carries no gradient: AWD-LSTM detaches it).
-pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+/// Which gradients a backward forms. A frozen weight or an input that carries no gradient (a
+/// frozen embedding below the first layer) skips its product, as PyTorch's autograd skips what
+/// requires no gradient: in fastai's frozen stages the LSTM's weight gradients are a third of its
+/// backward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub x: bool,
+    pub w_ih: bool,
+    pub w_hh: bool,
+    pub bias: bool,
+}
+
+impl Wanted {
+    pub const ALL: Self = Self {
+        x: true,
+        w_ih: true,
+        w_hh: true,
+        bias: true,
+    };
+}
+
+/// The gradients a backward formed: `dx` `[T*B, I]`, `dw_ih` `[4H, I]`, `dw_hh` `[4H, H]`,
+/// `dbias` `[4H]`, each `None` where it was not [`Wanted`].
+pub struct LstmGrads {
+    pub dx: Option<Vec<f32>>,
+    pub dw_ih: Option<Vec<f32>>,
+    pub dw_hh: Option<Vec<f32>>,
+    pub dbias: Option<Vec<f32>>,
+}
+
+pub fn backward(s: &LstmSaved, dy: &[f32], wanted: Wanted) -> LstmGrads {
     let (t, b, i, h) = (s.t, s.b, s.i, s.h);
     let g4 = 4 * h;
     let mut dgates = vec![0.0f32; t * b * g4];
@@ -279,13 +309,13 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
     // dh_{t-1} = dG_t · W_hh = dG_t · (W_hhᵀ)ᵀ
     let rec_t = Recurrent::new(&s.w_hh, (t, b, h), true, s.precision);
     // h_{t-1} for every step, in time order: the product dW_hh = dG^T · H_prev needs it.
-    let mut h_prev_all = vec![0.0f32; t * b * h];
     let order: Vec<usize> = if s.reverse {
         (0..t).rev().collect()
     } else {
         (0..t).collect()
     };
-    for (k, &st) in order.iter().enumerate() {
+    let mut h_prev_all = vec![0.0f32; if wanted.w_hh { t * b * h } else { 0 }];
+    for (k, &st) in order.iter().enumerate().filter(|_| wanted.w_hh) {
         let src = if k == 0 {
             &s.h0[..]
         } else {
@@ -344,19 +374,30 @@ pub fn backward(s: &LstmSaved, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec
     }
     let p = s.precision;
     let dg_t = Mat::t(&dgates, t * b, g4);
-    let [dw_hh, dw_ih]: [Vec<f32>; 2] = products_in(
-        p,
-        dg_t,
-        &[Mat::new(&h_prev_all, t * b, h), Mat::new(&s.x, t * b, i)],
-    )
-    .try_into()
-    .expect("two products");
-    let dx = product_in(
-        p,
-        Mat::new(&dgates, t * b, g4),
-        Mat::new(&s.w_ih, g4, i),
-        1.0,
-    );
-    let dbias = math::column_sums(&dgates, g4);
-    (dx, dw_ih, dw_hh, dbias)
+    // The weight gradients share their left operand `dGᵀ` (packed once in bf16).
+    let mut rights = Vec::new();
+    if wanted.w_hh {
+        rights.push(Mat::new(&h_prev_all, t * b, h));
+    }
+    if wanted.w_ih {
+        rights.push(Mat::new(&s.x, t * b, i));
+    }
+    let mut dws = products_in(p, dg_t, &rights).into_iter();
+    let dw_hh = wanted.w_hh.then(|| dws.next().expect("dW_hh"));
+    let dw_ih = wanted.w_ih.then(|| dws.next().expect("dW_ih"));
+    let dx = wanted.x.then(|| {
+        product_in(
+            p,
+            Mat::new(&dgates, t * b, g4),
+            Mat::new(&s.w_ih, g4, i),
+            1.0,
+        )
+    });
+    let dbias = wanted.bias.then(|| math::column_sums(&dgates, g4));
+    LstmGrads {
+        dx,
+        dw_ih,
+        dw_hh,
+        dbias,
+    }
 }

@@ -20,7 +20,7 @@ use burn_autodiff::ops::{Backward, Ops};
 use burn_flex::Flex;
 
 use super::bf16::Precision;
-use super::lstm::{LstmSaved, backward, forward};
+use super::lstm::{LstmSaved, Wanted, backward, forward};
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 use super::op::Kernels;
 use super::op::{Buf, KernelBackend, Lowered, flex, fused_op, host};
@@ -35,16 +35,23 @@ impl Backward<Flex, 4> for LstmBackward {
         let s = &ops.state;
         // Borrowed without a copy when the incoming gradient is contiguous.
         let dy = Buf::from_flex(&grads.consume::<Flex>(&ops.node));
-        let (dx, dw_ih, dw_hh, db) = backward(s, &dy);
         let [px, pwih, pwhh, pb] = ops.parents;
+        // Only the gradients of tracked parents are formed (a frozen weight has none).
+        let wanted = Wanted {
+            x: px.is_some(),
+            w_ih: pwih.is_some(),
+            w_hh: pwhh.is_some(),
+            bias: pb.is_some(),
+        };
+        let g = backward(s, &dy, wanted);
         let g4 = 4 * s.h;
         for (parent, value, shape) in [
-            (px, dx, vec![s.t, s.b, s.i]),
-            (pwih, dw_ih, vec![g4, s.i]),
-            (pwhh, dw_hh, vec![g4, s.h]),
-            (pb, db, vec![g4]),
+            (px, g.dx, vec![s.t, s.b, s.i]),
+            (pwih, g.dw_ih, vec![g4, s.i]),
+            (pwhh, g.dw_hh, vec![g4, s.h]),
+            (pb, g.dbias, vec![g4]),
         ] {
-            if let Some(node) = parent {
+            if let (Some(node), Some(value)) = (parent, value) {
                 grads.register::<Flex>(node.id, flex(value, shape));
             }
         }

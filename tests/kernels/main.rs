@@ -242,3 +242,4 @@ fn fused_lstm_matches_the_reference_with_a_large_hidden_size() {
 
 mod adam;
 mod decoder;
+mod frozen;

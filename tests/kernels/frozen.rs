@@ -1,0 +1,73 @@
+//! The fused LSTM's backward forms only the gradients of tracked inputs (a frozen weight, an
+//! input below a frozen embedding): each one it forms is the one it forms with all tracked.
+
+use awd::device;
+use awd::kernels::Precision;
+use awd::kernels::lstm_op::lstm_sequence;
+use awd::params::HostTensor;
+use burn::tensor::{Distribution, Tensor};
+
+use super::close;
+
+fn tracked<const D: usize>(on: bool, t: Tensor<D>) -> Tensor<D> {
+    if on { t.require_grad() } else { t }
+}
+
+/// `[x, w_ih, w_hh, bias]`, each tracked where `track` says so; returns each one's gradient of
+/// `sum(y · r)` (`None` for an untracked one).
+fn grads(track: [bool; 4], seed: u64) -> Vec<Option<HostTensor>> {
+    let dev = device::cpu_autodiff();
+    dev.seed(seed);
+    let (t, b, i, h) = (5, 3, 7, 9);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let x: Tensor<3> = Tensor::random([t, b, i], normal, &dev);
+    let w_ih: Tensor<2> = Tensor::random([4 * h, i], normal, &dev);
+    let w_hh: Tensor<2> = Tensor::random([4 * h, h], normal, &dev);
+    let bias: Tensor<1> = Tensor::random([4 * h], normal, &dev);
+    let state = (
+        Tensor::random([b, h], normal, &dev),
+        Tensor::random([b, h], normal, &dev),
+    );
+    let r: Tensor<3> = Tensor::random([t, b, h], normal, &dev);
+    let x = tracked(track[0], x);
+    let w_ih = tracked(track[1], w_ih);
+    let w_hh = tracked(track[2], w_hh);
+    let bias = tracked(track[3], bias);
+    let (y, _, _) = lstm_sequence(
+        x.clone(),
+        w_ih.clone(),
+        w_hh.clone(),
+        Some(bias.clone()),
+        state,
+        false,
+        Precision::F32,
+    );
+    let g = (y * r).sum().backward();
+    vec![
+        x.grad(&g).map(HostTensor::from_tensor),
+        w_ih.grad(&g).map(HostTensor::from_tensor),
+        w_hh.grad(&g).map(HostTensor::from_tensor),
+        bias.grad(&g).map(HostTensor::from_tensor),
+    ]
+}
+
+#[test]
+fn frozen_weights_and_untracked_inputs_skip_only_their_own_gradients() {
+    let all = grads([true; 4], 3);
+    let names = ["x", "w_ih", "w_hh", "bias"];
+    for track in [
+        [true, false, false, false], // the LM's frozen stage: only the input's gradient
+        [false, true, true, true],   // a layer over a frozen embedding
+        [false, false, true, false],
+        [true, true, false, true],
+    ] {
+        let got = grads(track, 3);
+        for k in 0..4 {
+            match (&got[k], track[k]) {
+                (Some(g), true) => close(names[k], g, all[k].as_ref().unwrap(), 1e-6).unwrap(),
+                (None, false) => {}
+                (g, on) => panic!("{}: tracked {on}, gradient {}", names[k], g.is_some()),
+            }
+        }
+    }
+}
