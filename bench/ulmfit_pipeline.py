@@ -3,6 +3,7 @@ every epoch and job timed, each job a fresh process measured alone (one after th
 
     python bench/ulmfit_pipeline.py PRETRAINED DATA.csv [--awd target/release/awd]
         [--lm-epochs 2] [--final-epochs 2] [--test 2000] [--only awd|fastai] [--work DIR]
+        [--precision f32[,auto,bf16]]
 
 PRETRAINED: a fastai AWD-LSTM language model, a directory holding `lm.pth` and `itos.pkl` (as
 `../shared/testdata/ulmfit`; its sizes are read from the weights). DATA.csv: `text`, `label` and
@@ -13,7 +14,9 @@ PRETRAINED: a fastai AWD-LSTM language model, a directory holding `lm.pth` and `
    `freeze_to(-2)` + `fit_one_cycle(1, slice(1e-2/2.6**4, 1e-2))`, `freeze_to(-3)` + the same at
    5e-3, `unfreeze()` + `fit_one_cycle(FINAL_EPOCHS, slice(1e-3/2.6**4, 1e-3))`;
 3. predicting the first TEST held-out (`is_valid`) reviews, batches of 64, tokenization included.
-awd runs `awd train --preset finetune`, `awd classify train`, `awd classify predict --json`.
+awd runs `awd train --preset finetune`, `awd classify train`, `awd classify predict --json`
+with `--precision` (f32 by default, as fastai's; `auto` is bf16 where awd's start-up probe finds
+it faster on this CPU; `f32,auto` runs awd's pipeline once with each, a column each).
 An epoch's time includes its validation; a job's is the whole process (start-up, tokenization,
 loading and saving included). Prints a table of both sides, their ratio, peak RSS and quality.
 Set-up: python3 -m venv /tmp/ref && /tmp/ref/bin/pip install torch fastai; run with that Python.
@@ -51,29 +54,31 @@ def accuracy_of(lines, labels):
     return sum(g == w for g, w in zip(got, labels)) / len(labels)
 
 
-def run_awd(a, work):
+def run_awd(a, work, precision):
     awd = a.awd
     jobs = {}
-    lm, clas = f"{work}/awd-lm", f"{work}/awd-clas"
+    lm, clas = f"{work}/awd-{precision}-lm", f"{work}/awd-{precision}-clas"
     s, rss, _ = timed([awd, "train", "--preset", "finetune", "--pretrained", a.pretrained,
-                       "--data", a.data, "--epochs", str(a.lm_epochs), "--out", lm, "--quiet"])
+                       "--data", a.data, "--epochs", str(a.lm_epochs), "--out", lm, "--quiet",
+                       "--precision", precision])
     times, last = epochs_of(f"{lm}/metrics.csv")
     jobs["lm"] = dict(s=s, rss=rss, epochs=times, quality=f"ppl {float(last['val_ppl']):.2f}")
     stages = f"1:2e-2:1,1:1e-2:2,1:5e-3:3,{a.final_epochs}:1e-3"
     s, rss, out = timed([awd, "classify", "train", "--encoder", lm, "--data", a.data,
-                         "--stages", stages, "--out", clas])
+                         "--stages", stages, "--out", clas, "--precision", precision])
     times, _ = epochs_of(f"{clas}/metrics.csv")
     acc = out.split("validation accuracy ")[1].split("%")[0]
     jobs["clas"] = dict(s=s, rss=rss, epochs=times, quality=f"accuracy {float(acc) / 100:.4f}")
     texts, labels = test_set(a)
     with open(f"{work}/test.jsonl", "w") as f:
         f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
-    s, rss, out = timed([awd, "classify", "predict", "--model", clas, "--json", f"{work}/test.jsonl"])
+    s, rss, out = timed([awd, "classify", "predict", "--model", clas, "--json", f"{work}/test.jsonl",
+                         "--precision", precision])
     jobs["predict"] = dict(s=s, rss=rss, epochs=[], quality=f"accuracy {accuracy_of(out.splitlines(), labels):.4f}")
     return jobs
 
 
-def run_fastai(a, work):
+def run_fastai(a, work, _):
     jobs = {}
     for job in ["lm", "clas", "predict"]:
         s, rss, out = timed([sys.executable, HERE, a.pretrained, a.data, "--fastai-job", job,
@@ -158,7 +163,9 @@ def fastai_job(a):
 
 
 def table(sides):
+    """Seconds per epoch and per job, a column per side, and fastai's time over each awd side's."""
     names = list(sides)
+    awds = [n for n in names if n != "fastai"] if "fastai" in sides else []
     rows = []
     for job, label in [("lm", "LM fine-tuning"), ("clas", "classifier"), ("predict", "predict")]:
         per = [sides[n][job] for n in names]
@@ -167,12 +174,14 @@ def table(sides):
             rows.append((f"  {label} epoch {e + 1}", cells))
         rows.append((f"{label} (process)", [p["s"] for p in per]))
     rows.append(("whole pipeline", [sum(sides[n][j]["s"] for j in sides[n]) for n in names]))
-    head = f"{'seconds':<32}" + "".join(f"{n:>10}" for n in names)
-    print(head + (f"{'ratio':>8}" if len(names) == 2 else ""))
+    print(f"{'seconds':<30}" + "".join(f"{n:>11}" for n in names)
+          + "".join(f"{'fastai/' + n.split()[-1]:>13}" for n in awds))
     for label, cells in rows:
-        line = f"{label:<32}" + "".join(f"{c:>10.1f}" if c is not None else f"{'':>10}" for c in cells)
-        if len(names) == 2 and None not in cells:
-            line += f"{cells[1] / cells[0]:>7.2f}x"
+        line = f"{label:<30}" + "".join(f"{c:>11.1f}" if c is not None else f"{'':>11}" for c in cells)
+        fastai = cells[names.index("fastai")] if awds else None
+        for n in awds:
+            c = cells[names.index(n)]
+            line += f"{fastai / c:>12.2f}x" if None not in (c, fastai) else f"{'':>13}"
         print(line)
     for job in ["lm", "clas", "predict"]:
         print(f"{job:<8} peak RSS " + ", ".join(f"{n} {sides[n][job]['rss']:.0f} MB" for n in names)
@@ -188,6 +197,7 @@ def main():
     ap.add_argument("--final-epochs", type=int, default=2)
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--only", choices=["awd", "fastai"])
+    ap.add_argument("--precision", default="f32", help="awd's, comma-separated: f32, bf16, auto")
     ap.add_argument("--work")
     ap.add_argument("--fastai-job", choices=["lm", "clas", "predict"], help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -196,10 +206,11 @@ def main():
     work = a.work or tempfile.mkdtemp(prefix="ulmfit-pipeline-")
     print(f"working in {work}", file=sys.stderr)
     sides = {}
-    for side, run in [("awd", run_awd), ("fastai", run_fastai)]:
-        if a.only in (None, side):
-            sides[side] = run(a, work)
-            print(f"{side}: {sum(j['s'] for j in sides[side].values()):.1f} s", file=sys.stderr)
+    runs = [(f"awd {p}", run_awd, p) for p in a.precision.split(",") if a.only in (None, "awd")]
+    runs += [("fastai", run_fastai, None)] if a.only in (None, "fastai") else []
+    for side, run, precision in runs:
+        sides[side] = run(a, work, precision)
+        print(f"{side}: {sum(j['s'] for j in sides[side].values()):.1f} s", file=sys.stderr)
     table(sides)
 
 
