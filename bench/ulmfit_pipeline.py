@@ -72,8 +72,7 @@ def run_awd(a, work, precision):
     texts, labels = test_set(a)
     with open(f"{work}/test.jsonl", "w") as f:
         f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
-    s, rss, out = timed([awd, "classify", "predict", "--model", clas, "--json", f"{work}/test.jsonl",
-                         "--precision", precision])
+    s, rss, out = timed([awd, "classify", "predict", "--model", clas, "--json", f"{work}/test.jsonl"])
     jobs["predict"] = dict(s=s, rss=rss, epochs=[], quality=f"accuracy {accuracy_of(out.splitlines(), labels):.4f}")
     return jobs
 
