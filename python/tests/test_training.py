@@ -63,7 +63,8 @@ def test_ctrl_c_stops_at_a_step_with_a_checkpoint_and_resume_finishes(tmp_path):
     t = threading.Thread(target=interrupt_once_checkpointed)
     t.start()
     with pytest.raises(KeyboardInterrupt, match="checkpoint") as e:
-        awd.train_lm(out, epochs=4, grammar_tokens=40000, progress=False)
+        # Long enough (~0.2 s an epoch here) that the Ctrl-C, seen within ~60 ms, lands mid-run.
+        awd.train_lm(out, epochs=20, grammar_tokens=40000, progress=False)
     t.join()
     step = int(re.search(r"step (\d+)", str(e.value)).group(1))
     r = awd.train_lm(out, resume=True, progress=False)
