@@ -5,7 +5,7 @@ use awd::device;
 use awd::kernels::Precision;
 use awd::kernels::lstm_op::lstm_sequence;
 use awd::params::HostTensor;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Tensor, TensorData};
 
 use super::close;
 
@@ -17,18 +17,28 @@ fn tracked<const D: usize>(on: bool, t: Tensor<D>) -> Tensor<D> {
 /// `sum(y · r)` (`None` for an untracked one).
 fn grads(track: [bool; 4], seed: u64) -> Vec<Option<HostTensor>> {
     let dev = device::cpu_autodiff();
-    dev.seed(seed);
     let (t, b, i, h) = (5, 3, 7, 9);
-    let normal = Distribution::Normal(0.0, 1.0);
-    let x: Tensor<3> = Tensor::random([t, b, i], normal, &dev);
-    let w_ih: Tensor<2> = Tensor::random([4 * h, i], normal, &dev);
-    let w_hh: Tensor<2> = Tensor::random([4 * h, h], normal, &dev);
-    let bias: Tensor<1> = Tensor::random([4 * h], normal, &dev);
+    // Values from the seed alone: the device's generator is shared with the tests running beside.
+    let values = |n: usize, salt: u64| -> Vec<f32> {
+        (0..n as u64)
+            .map(|k| {
+                (((k + 1) * 2_654_435_761 + salt * 40_503 + seed) % 1_000) as f32 / 500.0 - 1.0
+            })
+            .collect()
+    };
+    let tensor = |shape: Vec<usize>, salt: u64| {
+        let n = shape.iter().product();
+        TensorData::new(values(n, salt), shape)
+    };
+    let x: Tensor<3> = Tensor::from_data(tensor(vec![t, b, i], 1), &dev);
+    let w_ih: Tensor<2> = Tensor::from_data(tensor(vec![4 * h, i], 2), &dev);
+    let w_hh: Tensor<2> = Tensor::from_data(tensor(vec![4 * h, h], 3), &dev);
+    let bias: Tensor<1> = Tensor::from_data(tensor(vec![4 * h], 4), &dev);
     let state = (
-        Tensor::random([b, h], normal, &dev),
-        Tensor::random([b, h], normal, &dev),
+        Tensor::from_data(tensor(vec![b, h], 5), &dev),
+        Tensor::from_data(tensor(vec![b, h], 6), &dev),
     );
-    let r: Tensor<3> = Tensor::random([t, b, h], normal, &dev);
+    let r: Tensor<3> = Tensor::from_data(tensor(vec![t, b, h], 7), &dev);
     let x = tracked(track[0], x);
     let w_ih = tracked(track[1], w_ih);
     let w_hh = tracked(track[2], w_hh);
