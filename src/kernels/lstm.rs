@@ -268,8 +268,6 @@ impl LstmSaved {
     }
 }
 
-/// Gradients of one direction: `(dx [T*B, I], dw_ih [4H, I], dw_hh [4H, H], dbias [4H])`, given
-/// `dy` `[T*B, H]` (the final state carries no gradient: AWD-LSTM detaches it).
 /// Which gradients a backward forms. A frozen weight or an input that carries no gradient (a
 /// frozen embedding below the first layer) skips its product, as PyTorch's autograd skips what
 /// requires no gradient: in fastai's frozen stages the LSTM's weight gradients are a third of its
@@ -300,6 +298,8 @@ pub struct LstmGrads {
     pub dbias: Option<Vec<f32>>,
 }
 
+/// The `wanted` gradients of one direction ([`LstmGrads`]), given `dy` `[T*B, H]` (the final
+/// state carries no gradient: AWD-LSTM detaches it).
 pub fn backward(s: &LstmSaved, dy: &[f32], wanted: Wanted) -> LstmGrads {
     let (t, b, i, h) = (s.t, s.b, s.i, s.h);
     let g4 = 4 * h;
@@ -382,7 +382,13 @@ pub fn backward(s: &LstmSaved, dy: &[f32], wanted: Wanted) -> LstmGrads {
     if wanted.w_ih {
         rights.push(Mat::new(&s.x, t * b, i));
     }
-    let mut dws = products_in(p, dg_t, &rights).into_iter();
+    // Neither weight tracked (a frozen layer): nothing to pack or multiply.
+    let dws = if rights.is_empty() {
+        Vec::new()
+    } else {
+        products_in(p, dg_t, &rights)
+    };
+    let mut dws = dws.into_iter();
     let dw_hh = wanted.w_hh.then(|| dws.next().expect("dW_hh"));
     let dw_ih = wanted.w_ih.then(|| dws.next().expect("dW_ih"));
     let dx = wanted.x.then(|| {
