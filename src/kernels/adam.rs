@@ -176,30 +176,27 @@ impl Optimizer for FusedAdam {
             Decay::L2(wd) => (Some(wd), 1.0),
             Decay::Decoupled(wd) => (None, 1.0 - lr as f32 * wd),
         };
-        let (f1, f2) = (1.0 - b1, 1.0 - b2);
         let t = time as i32;
         let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-        let combined = bc2_sqrt / (1.0 - b1.powi(t));
-        let eps = self.epsilon * bc2_sqrt;
-        let lr = lr as f32;
+        let c = Coefs {
+            b1,
+            f1: 1.0 - b1,
+            b2,
+            f2: 1.0 - b2,
+            scale,
+            l2: l2.unwrap_or(0.0),
+            keep,
+            combined: bc2_sqrt / (1.0 - b1.powi(t)),
+            eps: self.epsilon * bc2_sqrt,
+            lr: lr as f32,
+        };
         let gs = g.as_slice::<f32>().expect("contiguous f32");
         p.storage_mut::<f32>()
             .par_chunks_mut(CHUNK)
             .zip(m.storage_mut::<f32>().par_chunks_mut(CHUNK))
             .zip(v.storage_mut::<f32>().par_chunks_mut(CHUNK))
             .zip(gs.par_chunks(CHUNK))
-            .for_each(|(((p, m), v), g)| {
-                for k in 0..p.len() {
-                    let g = match l2 {
-                        Some(wd) => p[k] * wd + g[k] * scale,
-                        None => g[k] * scale,
-                    };
-                    m[k] = m[k] * b1 + g * f1;
-                    v[k] = v[k] * b2 + (g * g) * f2;
-                    let update = (m[k] * combined) / (v[k].sqrt() + eps);
-                    p[k] = p[k] * keep - update * lr;
-                }
-            });
+            .for_each(|(((p, m), v), g)| update(p, m, v, g, &c, l2.is_some()));
         let tensor = |t: FlexTensor| Tensor::<D>::from_primitive::<Flex>(t);
         let momentum = AdaptiveMomentumState::new(time, tensor(m), tensor(v));
         (tensor(p), Some(AdamState::new(momentum)))
@@ -207,5 +204,73 @@ impl Optimizer for FusedAdam {
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
         <Adam as Optimizer>::to_device(state, device)
+    }
+}
+
+/// The constants of one step's update.
+struct Coefs {
+    b1: f32,
+    f1: f32,
+    b2: f32,
+    f2: f32,
+    /// The gradient factor (clipping).
+    scale: f32,
+    /// L2 weight decay (used when the update is told so).
+    l2: f32,
+    /// `1 − lr·wd` for decoupled decay, else 1.
+    keep: f32,
+    /// `√(1 − β₂ᵗ) / (1 − β₁ᵗ)`
+    combined: f32,
+    /// `ε·√(1 − β₂ᵗ)`
+    eps: f32,
+    lr: f32,
+}
+
+/// One chunk's update, in the build's instructions or, where the CPU has them, AVX-512's (the
+/// same operations in the same order either way: IEEE's square root and division are exact, so
+/// the results are identical to the bit).
+fn update(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefs, l2: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if super::math::avx512() {
+        // SAFETY: the CPU supports AVX-512F (checked above).
+        return unsafe {
+            match l2 {
+                true => update_avx512::<true>(p, m, v, g, c),
+                false => update_avx512::<false>(p, m, v, g, c),
+            }
+        };
+    }
+    match l2 {
+        true => update_lanes::<true>(p, m, v, g, c),
+        false => update_lanes::<false>(p, m, v, g, c),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn update_avx512<const L2: bool>(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: &[f32],
+    c: &Coefs,
+) {
+    update_lanes::<L2>(p, m, v, g, c)
+}
+
+/// Burn's formulas (adam.rs, decay.rs), operation for operation, element by element (zipped,
+/// so the compiler vectorizes the loop).
+#[inline(always)]
+fn update_lanes<const L2: bool>(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefs) {
+    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+        let g = if L2 {
+            *p * c.l2 + g * c.scale
+        } else {
+            g * c.scale
+        };
+        *m = *m * c.b1 + g * c.f1;
+        *v = *v * c.b2 + (g * g) * c.f2;
+        let update = (*m * c.combined) / (v.sqrt() + c.eps);
+        *p = *p * c.keep - update * c.lr;
     }
 }
