@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::{Dataset, Level, Vocab};
 use crate::dropout::set_training;
 use crate::error::Result;
+use crate::kernels::workers::on_pool_unsent;
 use crate::model::{AwdLstmConfig, LanguageModel};
 use crate::train::init_model;
 use crate::train::{Outcome, Preset, RunOptions, TrainConfig, TrainStep, Trainer};
@@ -79,7 +80,9 @@ pub fn run_steps(
     let mut step = TrainStep::new(&cfg.optim);
     let mut start = Instant::now();
     for (i, (x, y)) in batches.into_iter().enumerate() {
-        model = step.lm(model, x, y, cfg.lr)?.0;
+        // On the pool, as the learner runs its steps (kernels::workers).
+        // SAFETY: the step's `Rc<Dist>` (one rank) has its clones on this thread alone.
+        model = unsafe { on_pool_unsent(|| step.lm(model, x, y, cfg.lr)) }?.0;
         if i == 0 {
             device.sync().ok();
             start = Instant::now();

@@ -10,7 +10,8 @@
 //! - `gpu` (the `wgpu` feature): the same LSTM and decoder operations on the GPU, CubeCL kernels
 //!   for the LSTM cell (forward and backward) and the softmax + cross-entropy around Burn's matmuls.
 //! - [`op`]: what they share: the choice of fused or reference ops ([`Compute`], made there alone),
-//!   the autodiff-or-plain skeleton and host buffers.
+//!   the autodiff-or-plain skeleton and host buffers; [`workers`]: running a job on the pool
+//!   its kernels split their work over.
 //!
 //! `examples/kernel_times.rs`, `gemm_shapes.rs`, `panel_gemm.rs` and `bf16_gemm.rs` measure them.
 
@@ -27,6 +28,7 @@ pub mod math;
 pub mod op;
 pub mod panels;
 pub mod peak;
+pub mod workers;
 
 pub use bf16::{Precision, PrecisionChoice};
 pub use op::{Compute, Kernels};

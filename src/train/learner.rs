@@ -3,6 +3,7 @@
 //! checkpoint that resumes bit-identically. A job (the language model, the classifier) supplies
 //! its batches, step, validation, layer groups and files ([`Job`]).
 
+use crate::kernels::workers::on_pool_unsent;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -161,10 +162,11 @@ impl<J: Job> Learner<J> {
                 lr =
                     scheduled_lr(self.plan.optim.schedule, stages[k].lr, at, len) * batch.lr_factor;
                 let model = self.model.take().expect("model present");
-                let (model, stats) = self
-                    .job
-                    .step(&mut self.step, model, batch.data, lr)
-                    .map_err(|e| self.diverged(e, stages[k].lr))?;
+                let (job, step) = (&self.job, &mut self.step);
+                let (model, stats) = pooled(self.opts.dist.size(), || {
+                    job.step(step, model, batch.data, lr)
+                })
+                .map_err(|e| self.diverged(e, stages[k].lr))?;
                 self.model = Some(model);
                 let p = &mut self.progress;
                 (p.pos, p.step, p.tokens) = (batch.end, p.step + 1, p.tokens + batch.tokens);
@@ -209,7 +211,8 @@ impl<J: Job> Learner<J> {
     pub fn step_once(&mut self, batch: J::Batch, lr: f64) -> Result<StepStats> {
         self.enter_stage(0)?;
         let model = self.model.take().expect("model present");
-        let (model, stats) = self.job.step(&mut self.step, model, batch, lr)?;
+        let (job, step) = (&self.job, &mut self.step);
+        let (model, stats) = pooled(self.opts.dist.size(), || job.step(step, model, batch, lr))?;
         self.model = Some(model);
         Ok(stats)
     }
@@ -257,7 +260,8 @@ impl<J: Job> Learner<J> {
 
     /// Validates the published weights; a non-finite loss is a divergence.
     fn validate(&self) -> Result<J::Metrics> {
-        let metrics = self.job.validate(&self.published())?;
+        let model = self.published();
+        let metrics = pooled(self.opts.dist.size(), || self.job.validate(&model))?;
         if !metrics.loss().is_finite() {
             let e = AwdError::Diverged(format!("the validation loss is {}", metrics.loss()));
             return Err(self.diverged(e, self.plan.stages[0].lr));
@@ -318,5 +322,17 @@ impl<J: Job> Learner<J> {
             self.progress.step + 1,
             self.progress.epoch + 1,
         ))
+    }
+}
+
+/// Runs `f` (a step, a validation) on the kernels' thread pool, which its kernels then split
+/// their work over without a hand-over each ([`crate::kernels::workers`]); here in a
+/// data-parallel job (`ranks` > 1), whose MPI calls belong to the thread that started MPI.
+fn pooled<R>(ranks: usize, f: impl FnOnce() -> R) -> R {
+    match ranks {
+        // SAFETY: what `f` holds that is not `Send` is the job's `Rc<Dist>` (its clones all in
+        // the learner, on this thread), and with one rank there is no MPI communicator.
+        1 => unsafe { on_pool_unsent(f) },
+        _ => f(),
     }
 }
