@@ -17,6 +17,8 @@ use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::math::vectorized;
+
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 15;
 
@@ -226,36 +228,22 @@ struct Coefs {
     lr: f32,
 }
 
-/// One chunk's update, in the build's instructions or, where the CPU has them, AVX-512's (the
-/// same operations in the same order either way: IEEE's square root and division are exact, so
-/// the results are identical to the bit).
+/// One chunk's update, with L2 weight decay or without.
 fn update(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefs, l2: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if super::math::avx512() {
-        // SAFETY: the CPU supports AVX-512F (checked above).
-        return unsafe {
-            match l2 {
-                true => update_avx512::<true>(p, m, v, g, c),
-                false => update_avx512::<false>(p, m, v, g, c),
-            }
-        };
-    }
     match l2 {
-        true => update_lanes::<true>(p, m, v, g, c),
-        false => update_lanes::<false>(p, m, v, g, c),
+        true => update_l2(p, m, v, g, c),
+        false => update_plain(p, m, v, g, c),
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn update_avx512<const L2: bool>(
-    p: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    g: &[f32],
-    c: &Coefs,
-) {
-    update_lanes::<L2>(p, m, v, g, c)
+vectorized! {
+    fn update_l2(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefs) =
+        update_lanes::<true>
+}
+
+vectorized! {
+    fn update_plain(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefs) =
+        update_lanes::<false>
 }
 
 /// Burn's formulas (adam.rs, decay.rs), operation for operation, element by element (zipped,

@@ -65,8 +65,7 @@ fn row_block(n: usize) -> usize {
 /// `Σ e^(l - max)`; the row is left holding `e^(l - max)`.
 fn exp_row(row: &mut [f32], bias: &[f32], t: usize) -> (f64, f32) {
     let target_logit = row[t] + bias[t];
-    row.iter_mut().zip(bias).for_each(|(l, b)| *l += b);
-    let max = math::max(row);
+    let max = math::add_max(row, bias);
     let sum = math::exp_shifted_sum(row, max);
     ((max + sum.ln() - target_logit) as f64, sum)
 }
@@ -85,11 +84,7 @@ fn grad_rows(d: &mut [f32], bias: &[f32], targets: &[usize]) -> (f64, Vec<f32>) 
             for (row, &t) in block.chunks_mut(v).zip(ts) {
                 let (row_nll, sum) = exp_row(row, bias, t);
                 nll += row_nll;
-                let inv = 1.0 / sum;
-                row.iter_mut().zip(&mut db).for_each(|(p, acc)| {
-                    *p *= inv;
-                    *acc += *p;
-                });
+                math::scale_accumulate(row, 1.0 / sum, &mut db);
                 row[t] -= 1.0;
                 db[t] -= 1.0;
             }
@@ -188,7 +183,7 @@ pub fn grad_w(d: &LogitGrad, x: &[f32], scale: f32, s: Shape) -> Vec<f32> {
             scale,
         ),
     };
-    math::transpose(&dw_t, e, v)
+    super::transpose::transpose(&dw_t, e, v)
 }
 
 #[derive(Debug)]

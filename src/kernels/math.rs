@@ -37,6 +37,29 @@ pub(crate) fn avx512() -> bool {
     }
 }
 
+/// Defines a function that runs an `#[inline(always)]` one compiled for AVX-512 where the CPU
+/// has it (its loops then vectorize to sixteen lanes; the same operations in the same order, so
+/// the same results) and as the build's target allows elsewhere.
+macro_rules! vectorized {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? = $body:expr) => {
+        $(#[$m])*
+        $vis fn $name($($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn on_avx512($($a: $t),*) $(-> $r)? {
+                $body($($a),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if $crate::kernels::math::avx512() {
+                // SAFETY: the CPU supports AVX-512F (checked above).
+                return unsafe { on_avx512($($a),*) };
+            }
+            $body($($a),*)
+        }
+    };
+}
+pub(crate) use vectorized;
+
 /// `x ← 1 / (1 + e^-x)`
 pub fn sigmoid(xs: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -106,47 +129,66 @@ pub fn sum_squares(xs: &[f32]) -> f64 {
     blocks.into_iter().sum()
 }
 
-/// `Σ x²` of one block, in sixteen running sums (so the loop vectorizes), AVX-512 where the CPU
-/// has it (the same operations in the same order either way).
-fn block_sum_squares(xs: &[f32]) -> f64 {
-    #[inline(always)]
-    fn lanes(xs: &[f32]) -> f64 {
-        let mut acc = [0.0f64; 16];
-        let mut chunks = xs.chunks_exact(16);
-        for c in &mut chunks {
-            acc.iter_mut()
-                .zip(c)
-                .for_each(|(a, &v)| *a += v as f64 * v as f64);
-        }
-        let rest: f64 = chunks
-            .remainder()
-            .iter()
-            .map(|&v| v as f64 * v as f64)
-            .sum();
-        acc.iter().sum::<f64>() + rest
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn lanes_avx512(xs: &[f32]) -> f64 {
-        lanes(xs)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: the CPU supports AVX-512F (checked above).
-        return unsafe { lanes_avx512(xs) };
-    }
-    lanes(xs)
+vectorized! {
+    /// `Σ x²` of one block, in sixteen running sums (so the loop vectorizes).
+    fn block_sum_squares(xs: &[f32]) -> f64 = sum_squares_lanes
 }
 
-/// The largest element (`-inf` for an empty slice).
-pub fn max(xs: &[f32]) -> f32 {
-    let mut acc = f32x8::splat(f32::NEG_INFINITY);
-    let mut chunks = xs.chunks_exact(8);
+#[inline(always)]
+fn sum_squares_lanes(xs: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 16];
+    let mut chunks = xs.chunks_exact(16);
     for c in &mut chunks {
-        acc = acc.max(f32x8::from(<[f32; 8]>::try_from(c).expect("8 lanes")));
+        acc.iter_mut()
+            .zip(c)
+            .for_each(|(a, &v)| *a += v as f64 * v as f64);
     }
-    let m = acc.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max);
-    chunks.remainder().iter().copied().fold(m, f32::max)
+    let rest: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| v as f64 * v as f64)
+        .sum();
+    acc.iter().sum::<f64>() + rest
+}
+
+vectorized! {
+    /// `x ← x + b` elementwise (`b` as long as `x`); returns the largest result (`-inf` for
+    /// empty slices).
+    pub fn add_max(xs: &mut [f32], b: &[f32]) -> f32 = add_max_lanes
+}
+
+#[inline(always)]
+fn add_max_lanes(xs: &mut [f32], b: &[f32]) -> f32 {
+    assert_eq!(xs.len(), b.len());
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let mut chunks = xs.chunks_exact_mut(16);
+    let mut bs = b.chunks_exact(16);
+    for (c, b) in (&mut chunks).zip(&mut bs) {
+        for ((a, x), b) in acc.iter_mut().zip(c).zip(b) {
+            *x += b;
+            *a = a.max(*x);
+        }
+    }
+    let mut m = acc.into_iter().fold(f32::NEG_INFINITY, f32::max);
+    for (x, b) in chunks.into_remainder().iter_mut().zip(bs.remainder()) {
+        *x += b;
+        m = m.max(*x);
+    }
+    m
+}
+
+vectorized! {
+    /// `x ← s·x`, then `acc ← acc + x`, elementwise (`acc` as long as `x`).
+    pub fn scale_accumulate(xs: &mut [f32], s: f32, acc: &mut [f32]) = scale_accumulate_lanes
+}
+
+#[inline(always)]
+fn scale_accumulate_lanes(xs: &mut [f32], s: f32, acc: &mut [f32]) {
+    assert_eq!(xs.len(), acc.len());
+    for (x, a) in xs.iter_mut().zip(acc) {
+        *x *= s;
+        *a += *x;
+    }
 }
 
 /// Column sums of a row-major matrix with rows of `cols` values, rows split across threads.
@@ -170,30 +212,6 @@ pub fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
             a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
             a
         })
-}
-
-/// The transpose of a row-major `rows x cols` matrix, in tiles that stay in cache, tile rows
-/// split across threads.
-pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    use rayon::prelude::*;
-    const TILE: usize = 32;
-    let mut out = vec![0.0f32; rows * cols];
-    // Each task writes a band of TILE output rows (= TILE input columns).
-    out.par_chunks_mut(TILE * rows)
-        .enumerate()
-        .for_each(|(band, dst)| {
-            let c0 = band * TILE;
-            let width = dst.len() / rows.max(1);
-            for r0 in (0..rows).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(rows) {
-                    let src = &m[r * cols + c0..r * cols + c0 + width];
-                    for (k, v) in src.iter().enumerate() {
-                        dst[k * rows + r] = *v;
-                    }
-                }
-            }
-        });
-    out
 }
 
 /// Sixteen-lane versions (Cephes' single-precision polynomials: within a few ulp of libm).
@@ -323,19 +341,6 @@ mod tests {
 
     /// Every path against libm, over a range that covers the saturated ends and the
     /// polynomial/exponential switch of tanh, with a length that leaves a partial vector.
-    #[test]
-    fn transpose_moves_every_element() {
-        for (rows, cols) in [(1, 1), (3, 70), (70, 3), (33, 65)] {
-            let m: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-            let t = transpose(&m, rows, cols);
-            for r in 0..rows {
-                for c in 0..cols {
-                    assert_eq!(t[c * rows + r], m[r * cols + c]);
-                }
-            }
-        }
-    }
-
     #[test]
     fn activations_match_libm() {
         check(sigmoid, tanh, exp_shifted_sum);

@@ -3,7 +3,8 @@
 //! - [`lstm`] / [`lstm_op`]: a weight-dropped LSTM direction over a window as one autodiff op.
 //! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
 //! - [`adam`]: Burn's Adam in one pass per parameter.
-//! - [`gemm`], [`panels`], [`math`]: the products and vectorized activations they are made of;
+//! - [`gemm`], [`panels`], [`math`], [`transpose`]: the products, vectorized activations and
+//!   transposes they are made of;
 //!   [`peak`]: the machine's measured f32 FMA peak they are held against.
 //! - [`bf16`]: the products with bf16 operands and f32 sums (`--precision bf16`): Intel AMX tiles,
 //!   AVX512-BF16, or emulated where the CPU has neither.
@@ -28,6 +29,7 @@ pub mod math;
 pub mod op;
 pub mod panels;
 pub mod peak;
+pub mod transpose;
 pub mod workers;
 
 pub use bf16::{Precision, PrecisionChoice};

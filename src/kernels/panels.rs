@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 
 use super::op::SharedOut;
+use super::transpose::transpose_into;
 
 /// Rows per panel: the microkernel's row block (4 AVX-512 vectors).
 const PANEL: usize = 64;
@@ -24,32 +25,33 @@ pub struct Panels {
 }
 
 impl Panels {
-    fn build(rows: usize, k: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Self {
+    /// Zeroed panels, `fill(r0, n, panel)` writing rows `r0..r0 + n` into each (in parallel).
+    fn build(rows: usize, k: usize, fill: impl Fn(usize, usize, &mut [f32]) + Sync) -> Self {
         let mut data = vec![0.0f32; rows.div_ceil(PANEL) * PANEL * k];
-        data.par_chunks_mut(PANEL * k)
-            .enumerate()
-            .for_each(|(p, panel)| {
-                let r0 = p * PANEL;
-                let n = PANEL.min(rows - r0);
-                for (kk, col) in panel.chunks_mut(PANEL).enumerate() {
-                    for (r, v) in col[..n].iter_mut().enumerate() {
-                        *v = at(r0 + r, kk);
-                    }
-                }
-            });
+        if k > 0 {
+            data.par_chunks_mut(PANEL * k)
+                .enumerate()
+                .for_each(|(p, panel)| fill(p * PANEL, PANEL.min(rows - p * PANEL), panel));
+        }
         Self { rows, k, data }
     }
 
-    /// From a row-major `[rows, k]` matrix.
+    /// From a row-major `[rows, k]` matrix: each panel the transpose of 64 of its rows.
     pub fn pack(w: &[f32], rows: usize, k: usize) -> Self {
         assert!(w.len() >= rows * k);
-        Self::build(rows, k, |r, c| w[r * k + c])
+        Self::build(rows, k, |r0, n, panel| {
+            transpose_into(&w[r0 * k..], n, k, k, panel, PANEL)
+        })
     }
 
     /// The transpose of a row-major `[k, rows]` matrix, as a `[rows, k]` one.
     pub fn pack_transposed(w: &[f32], k: usize, rows: usize) -> Self {
         assert!(w.len() >= rows * k);
-        Self::build(rows, k, |r, c| w[c * rows + r])
+        Self::build(rows, k, |r0, n, panel| {
+            for (kk, col) in panel.chunks_mut(PANEL).enumerate() {
+                col[..n].copy_from_slice(&w[kk * rows + r0..kk * rows + r0 + n]);
+            }
+        })
     }
 
     /// `out = x · selfᵀ` (or `out += …` with `accumulate`): `x` `[n, k]` and `out` `[n, rows]`,

@@ -1,0 +1,162 @@
+//! Transposes: a whole matrix (the decoder's weight gradient, formed transposed) and blocks of
+//! one (a weight into the recurrent products' panels). Full 16 x 16 tiles go through AVX-512
+//! registers where the CPU has it (sixteen row loads, four rounds of shuffles, sixteen row
+//! stores); the edges, and CPUs without it, element by element.
+
+use rayon::prelude::*;
+
+/// Tile side.
+const T: usize = 16;
+
+/// The transpose of a row-major `rows x cols` matrix, bands of 16 output rows split across
+/// threads.
+pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert!(m.len() >= rows * cols);
+    let mut out = vec![0.0f32; rows * cols];
+    if rows == 0 || cols == 0 {
+        return out;
+    }
+    out.par_chunks_mut(T * rows)
+        .enumerate()
+        .for_each(|(band, dst)| {
+            let c0 = band * T;
+            transpose_into(&m[c0..], rows, dst.len() / rows, cols, dst, rows);
+        });
+    out
+}
+
+/// Writes the transpose of the `rows x cols` block at the start of `src` (row stride
+/// `src_stride`) into `dst` as `cols x rows` (row stride `dst_stride`).
+pub fn transpose_into(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    src_stride: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(src.len() >= (rows - 1) * src_stride + cols && cols <= src_stride);
+    assert!(dst.len() >= (cols - 1) * dst_stride + rows && rows <= dst_stride);
+    let (full_r, full_c) = (rows / T * T, cols / T * T);
+    #[cfg(target_arch = "x86_64")]
+    let tiled = super::math::avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    let tiled = false;
+    let (tr, tc) = if tiled { (full_r, full_c) } else { (0, 0) };
+    #[cfg(target_arch = "x86_64")]
+    for r0 in (0..tr).step_by(T) {
+        for c0 in (0..tc).step_by(T) {
+            // SAFETY: the CPU has AVX-512F (`tiled`); rows r0..r0+16 of columns c0..c0+16
+            // lie inside `src` and their transpose inside `dst` (both asserted above).
+            unsafe {
+                avx512::tile(
+                    src.as_ptr().add(r0 * src_stride + c0),
+                    src_stride,
+                    dst.as_mut_ptr().add(c0 * dst_stride + r0),
+                    dst_stride,
+                )
+            };
+        }
+    }
+    // What the tiles left: the columns right of them, then the rows below them.
+    let scalar =
+        |dst: &mut [f32], r_range: std::ops::Range<usize>, c_range: std::ops::Range<usize>| {
+            for r in r_range {
+                for c in c_range.clone() {
+                    dst[c * dst_stride + r] = src[r * src_stride + c];
+                }
+            }
+        };
+    scalar(dst, 0..tr, tc..cols);
+    scalar(dst, tr..rows, 0..cols);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// One 16 x 16 tile: rows of `src` (stride `ss`) to columns of `dst` (stride `ds`).
+    ///
+    /// # Safety
+    /// AVX-512F; 16 rows of 16 values readable at `src`, writable at `dst`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tile(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        // SAFETY: the caller's promise.
+        let r: [__m512; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * ss)) });
+        // Pairs of rows interleaved: t[2i] = (r[2i][4b], r[2i+1][4b], r[2i][4b+1], ...) per
+        // 128-bit block b, t[2i+1] the same with elements 4b+2, 4b+3.
+        let t: [__m512; 16] = std::array::from_fn(|i| match i % 2 {
+            0 => _mm512_unpacklo_ps(r[i], r[i + 1]),
+            _ => _mm512_unpackhi_ps(r[i - 1], r[i]),
+        });
+        // u[g][c]: block b holds column 4b + c of rows 4g..4g+4.
+        let pd = _mm512_castps_pd;
+        let u: [[__m512; 4]; 4] = std::array::from_fn(|g| {
+            let (a, b, c, d) = (
+                pd(t[4 * g]),
+                pd(t[4 * g + 2]),
+                pd(t[4 * g + 1]),
+                pd(t[4 * g + 3]),
+            );
+            [
+                _mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)),
+                _mm512_castpd_ps(_mm512_unpacklo_pd(c, d)),
+                _mm512_castpd_ps(_mm512_unpackhi_pd(c, d)),
+            ]
+        });
+        // Output row 4b + c is block b of u[0][c], u[1][c], u[2][c], u[3][c]: a transpose of
+        // 128-bit blocks in two rounds.
+        for c in 0..4 {
+            let x0 = _mm512_shuffle_f32x4::<0x88>(u[0][c], u[1][c]);
+            let x1 = _mm512_shuffle_f32x4::<0xdd>(u[0][c], u[1][c]);
+            let x2 = _mm512_shuffle_f32x4::<0x88>(u[2][c], u[3][c]);
+            let x3 = _mm512_shuffle_f32x4::<0xdd>(u[2][c], u[3][c]);
+            let rows = [
+                _mm512_shuffle_f32x4::<0x88>(x0, x2),
+                _mm512_shuffle_f32x4::<0x88>(x1, x3),
+                _mm512_shuffle_f32x4::<0xdd>(x0, x2),
+                _mm512_shuffle_f32x4::<0xdd>(x1, x3),
+            ];
+            for (b, v) in rows.into_iter().enumerate() {
+                // SAFETY: the caller's promise.
+                unsafe { _mm512_storeu_ps(dst.add((4 * b + c) * ds), v) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_moves_every_element() {
+        for (rows, cols) in [(1, 1), (3, 70), (70, 3), (33, 65), (16, 16), (48, 200)] {
+            let m: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let t = transpose(&m, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(t[c * rows + r], m[r * cols + c], "{rows}x{cols} at {r},{c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_block_lands_inside_its_strides_and_nothing_else_moves() {
+        let (rows, cols, ss, ds) = (35, 19, 40, 50);
+        let src: Vec<f32> = (0..rows * ss).map(|i| i as f32).collect();
+        let mut dst = vec![-1.0f32; cols * ds];
+        transpose_into(&src, rows, cols, ss, &mut dst, ds);
+        for c in 0..cols {
+            for k in 0..ds {
+                let want = if k < rows { src[k * ss + c] } else { -1.0 };
+                assert_eq!(dst[c * ds + k], want, "row {c}, column {k}");
+            }
+        }
+    }
+}
