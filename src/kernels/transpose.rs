@@ -92,29 +92,24 @@ mod avx512 {
             0 => _mm512_unpacklo_ps(r[i], r[i + 1]),
             _ => _mm512_unpackhi_ps(r[i - 1], r[i]),
         });
-        // u[g][c]: block b holds column 4b + c of rows 4g..4g+4.
+        // u[c][g]: block b holds column 4b + c of rows 4g..4g+4.
         let pd = _mm512_castps_pd;
-        let u: [[__m512; 4]; 4] = std::array::from_fn(|g| {
-            let (a, b, c, d) = (
-                pd(t[4 * g]),
-                pd(t[4 * g + 2]),
-                pd(t[4 * g + 1]),
-                pd(t[4 * g + 3]),
-            );
-            [
-                _mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
-                _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)),
-                _mm512_castpd_ps(_mm512_unpacklo_pd(c, d)),
-                _mm512_castpd_ps(_mm512_unpackhi_pd(c, d)),
-            ]
+        let u: [[__m512; 4]; 4] = std::array::from_fn(|c| {
+            std::array::from_fn(|g| {
+                let (lo, hi) = (pd(t[4 * g + c / 2]), pd(t[4 * g + 2 + c / 2]));
+                _mm512_castpd_ps(match c % 2 {
+                    0 => _mm512_unpacklo_pd(lo, hi),
+                    _ => _mm512_unpackhi_pd(lo, hi),
+                })
+            })
         });
-        // Output row 4b + c is block b of u[0][c], u[1][c], u[2][c], u[3][c]: a transpose of
+        // Output row 4b + c is block b of u[c][0], u[c][1], u[c][2], u[c][3]: a transpose of
         // 128-bit blocks in two rounds.
-        for c in 0..4 {
-            let x0 = _mm512_shuffle_f32x4::<0x88>(u[0][c], u[1][c]);
-            let x1 = _mm512_shuffle_f32x4::<0xdd>(u[0][c], u[1][c]);
-            let x2 = _mm512_shuffle_f32x4::<0x88>(u[2][c], u[3][c]);
-            let x3 = _mm512_shuffle_f32x4::<0xdd>(u[2][c], u[3][c]);
+        for (c, [g0, g1, g2, g3]) in u.into_iter().enumerate() {
+            let x0 = _mm512_shuffle_f32x4::<0x88>(g0, g1);
+            let x1 = _mm512_shuffle_f32x4::<0xdd>(g0, g1);
+            let x2 = _mm512_shuffle_f32x4::<0x88>(g2, g3);
+            let x3 = _mm512_shuffle_f32x4::<0xdd>(g2, g3);
             let rows = [
                 _mm512_shuffle_f32x4::<0x88>(x0, x2),
                 _mm512_shuffle_f32x4::<0x88>(x1, x3),
