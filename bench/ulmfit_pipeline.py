@@ -49,7 +49,7 @@ def epochs_of(metrics):
     return times, rows[-1]
 
 
-def accuracy(got, labels):
+def share_right(got, labels):
     """The share of predicted labels `got` equal to `labels`."""
     return sum(g == w for g, w in zip(got, labels)) / len(labels)
 
@@ -74,7 +74,7 @@ def run_awd(a, work, precision):
         f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
     s, rss, out = timed([awd, "classify", "predict", "--model", clas, "--json", f"{work}/test.jsonl"])
     got = [json.loads(line)["label"] for line in out.splitlines() if line.strip()]
-    jobs["predict"] = dict(s=s, rss=rss, epochs=[], quality=f"accuracy {accuracy(got, labels):.4f}")
+    jobs["predict"] = dict(s=s, rss=rss, epochs=[], quality=f"accuracy {share_right(got, labels):.4f}")
     return jobs
 
 
@@ -158,7 +158,7 @@ def fastai_job(a):
         preds, _ = learn.get_preds(dl=learn.dls.test_dl(pd.DataFrame({"text": texts}), bs=64))
         vocab = list(learn.dls.vocab[1])
         got = [vocab[i] for i in preds.argmax(1).tolist()]
-        quality = f"accuracy {accuracy(got, labels):.4f}"
+        quality = f"accuracy {share_right(got, labels):.4f}"
     print(json.dumps(dict(epochs=timer.times if a.fastai_job != "predict" else [], quality=quality)))
 
 
