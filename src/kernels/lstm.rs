@@ -14,6 +14,7 @@ use super::op::Buf;
 
 use super::bf16::{self, Precision};
 use super::gemm::{Mat, Rhs, gemm, product_in, products_in};
+use super::lstm_cell;
 use super::math;
 use super::panels::Panels;
 
@@ -212,25 +213,13 @@ pub fn forward(
             .zip(ys.par_chunks_mut(rows * h))
             .zip(c_prev.par_chunks(rows * h))
             .for_each(|(((g, cs), ys), cp)| {
-                for r in 0..cs.len() / h {
-                    let gr = &mut g[r * g4..(r + 1) * g4];
-                    math::sigmoid(&mut gr[..2 * h]);
-                    math::tanh(&mut gr[2 * h..3 * h]);
-                    math::sigmoid(&mut gr[3 * h..]);
-                    let (ifg, go) = gr.split_at(2 * h);
-                    let (ig, fg) = ifg.split_at(h);
-                    let (gg, og) = go.split_at(h);
-                    let cr = &mut cs[r * h..(r + 1) * h];
-                    let cpr = &cp[r * h..(r + 1) * h];
-                    for j in 0..h {
-                        cr[j] = fg[j] * cpr[j] + ig[j] * gg[j];
-                    }
-                    let yr = &mut ys[r * h..(r + 1) * h];
-                    yr.copy_from_slice(cr);
-                    math::tanh(yr);
-                    for j in 0..h {
-                        yr[j] *= og[j];
-                    }
+                for (((g, c), y), cp) in g
+                    .chunks_mut(g4)
+                    .zip(cs.chunks_mut(h))
+                    .zip(ys.chunks_mut(h))
+                    .zip(cp.chunks(h))
+                {
+                    lstm_cell::forward(g, cp, c, y);
                 }
             });
         prev = Some(s);
@@ -339,35 +328,16 @@ pub fn backward(s: &LstmSaved, dy: &[f32], wanted: Wanted) -> LstmGrads {
             .zip(dc.par_chunks_mut(rows * h))
             .enumerate()
             .for_each(|(chunk, (dg, dc))| {
-                let r0 = chunk * rows;
-                // tanh(c_t), a block of hidden units at a time (no allocation per step).
-                const BLOCK: usize = 64;
-                let mut tc = [0.0f32; BLOCK];
-                for r in 0..dc.len() / h {
-                    let row = r0 + r;
-                    let gr = &gates[row * g4..(row + 1) * g4];
-                    let o = &mut dg[r * g4..(r + 1) * g4];
-                    for j0 in (0..h).step_by(BLOCK) {
-                        let w = BLOCK.min(h - j0);
-                        tc[..w].copy_from_slice(&cs[row * h + j0..row * h + j0 + w]);
-                        math::tanh(&mut tc[..w]);
-                        for (jj, &tc) in tc[..w].iter().enumerate() {
-                            let j = j0 + jj;
-                            let idx = row * h + j;
-                            let (ig, fg, gg, og) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
-                            let dht = dys[idx] + dh[idx];
-                            let d_o = dht * tc;
-                            let dct = dc[r * h + j] + dht * og * (1.0 - tc * tc);
-                            let di = dct * gg;
-                            let dgg = dct * ig;
-                            let df = dct * c_prev[idx];
-                            dc[r * h + j] = dct * fg;
-                            o[j] = di * ig * (1.0 - ig);
-                            o[h + j] = df * fg * (1.0 - fg);
-                            o[2 * h + j] = dgg * (1.0 - gg * gg);
-                            o[3 * h + j] = d_o * og * (1.0 - og);
-                        }
-                    }
+                for (r, (dg, dc)) in dg.chunks_mut(g4).zip(dc.chunks_mut(h)).enumerate() {
+                    let row = (chunk * rows + r) * h..(chunk * rows + r + 1) * h;
+                    let x = lstm_cell::RowBack {
+                        gates: &gates[row.start * 4..row.end * 4],
+                        c: &cs[row.clone()],
+                        c_prev: &c_prev[row.clone()],
+                        dy: &dys[row.clone()],
+                        dh: &dh[row],
+                    };
+                    lstm_cell::backward(&x, dc, dg);
                 }
             });
         rec_t.mul_into(&mut dh, dg, b, false);

@@ -1,6 +1,7 @@
 //! Fused kernels on Burn's extension points (CPU; GPU with `wgpu`), checked against the reference ops.
 //!
-//! - [`lstm`] / [`lstm_op`]: a weight-dropped LSTM direction over a window as one autodiff op.
+//! - [`lstm`] / [`lstm_op`]: a weight-dropped LSTM direction over a window as one autodiff op;
+//!   [`lstm_cell`]: its cell's elementwise work on a row.
 //! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
 //! - [`adam`]: Burn's Adam in one pass per parameter.
 //! - [`gemm`], [`panels`], [`math`], [`transpose`]: the products, vectorized activations and
@@ -24,6 +25,7 @@ pub mod gemm;
 pub mod gpu;
 pub mod kept;
 pub mod lstm;
+pub mod lstm_cell;
 pub mod lstm_op;
 pub mod math;
 pub mod op;
