@@ -251,7 +251,7 @@ impl Job for ClasJob {
                     total = total + activation_reg(out.enc.clone()).mul_scalar(alpha * share);
                 }
                 if beta > 0.0 && width > 1 {
-                    total = total + temporal_activation_reg(out.enc).mul_scalar(beta * share);
+                    total = total + temporal_activation_reg(out.enc, 1).mul_scalar(beta * share);
                 }
                 Ok((total, ce))
             },

@@ -38,6 +38,17 @@ impl RnnDropout {
         let mask = self.masks.draw([b, 1, f], self.p, &x.device())?;
         Ok(x * mask)
     }
+
+    /// The same on time-major `x` `[T, B, F]`: the same mask, drawn as `[B, 1, F]` (fastai's
+    /// shape, the same values in the same order), applied as `[1, B, F]`.
+    pub fn forward_time_major(&self, x: Tensor<3>) -> Result<Tensor<3>> {
+        if !self.active(x.is_autodiff()) {
+            return Ok(x);
+        }
+        let [_, b, f] = x.dims();
+        let mask = self.masks.draw([b, 1, f], self.p, &x.device())?;
+        Ok(x * mask.reshape([1, b, f]))
+    }
 }
 
 /// PyTorch's `nn.Dropout`: a mask the shape of the input, new at every call.
@@ -93,7 +104,8 @@ impl EmbeddingDropout {
         })
     }
 
-    /// `weight` `[V, E]` (the embedding parameter), `words` `[B, T]` → `[B, T, E]`.
+    /// `weight` `[V, E]` (the embedding parameter), `words` `[B, T]` → `[B, T, E]` (or
+    /// `[T, B]` → `[T, B, E]`: the lookup keeps the layout of the ids).
     pub fn forward(&self, weight: &Param<Tensor<2>>, words: Tensor<2, Int>) -> Result<Tensor<3>> {
         let id = weight.id;
         let weight = weight.val();

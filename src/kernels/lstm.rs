@@ -303,15 +303,14 @@ pub fn backward(s: &LstmSaved, dy: &[f32], wanted: Wanted) -> LstmGrads {
     } else {
         (0..t).collect()
     };
-    let mut h_prev_all = vec![0.0f32; if wanted.w_hh { t * b * h } else { 0 }];
-    for (k, &st) in order.iter().enumerate().filter(|_| wanted.w_hh) {
-        let src = if k == 0 {
-            &s.h0[..]
-        } else {
-            &s.y[order[k - 1] * b * h..(order[k - 1] + 1) * b * h]
-        };
-        h_prev_all[st * b * h..(st + 1) * b * h].copy_from_slice(src);
-    }
+    // In time order that is `h0` then the outputs but the last (reversed: the outputs but the
+    // first, then `h0`), copied as two runs.
+    let bh = b * h;
+    let h_prev_all = match (wanted.w_hh && t > 0, s.reverse) {
+        (false, _) => Vec::new(),
+        (true, false) => [&s.h0[..], &s.y[..(t - 1) * bh]].concat(),
+        (true, true) => [&s.y[bh..t * bh], &s.h0[..]].concat(),
+    };
     let mut scratch = Vec::new();
     for (k, &st) in order.iter().enumerate().rev() {
         let c_prev: &[f32] = if k == 0 {

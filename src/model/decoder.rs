@@ -49,9 +49,9 @@ impl LinearDecoder {
         })
     }
 
-    /// Output dropout: `[B, T, E]` → `[B, T, E]`.
-    pub fn dropout(&self, input: Tensor<3>) -> Result<Tensor<3>> {
-        self.output_dp.forward(input)
+    /// Output dropout on time-major `[T, B, E]`.
+    pub fn dropout_time_major(&self, input: Tensor<3>) -> Result<Tensor<3>> {
+        self.output_dp.forward_time_major(input)
     }
 
     /// The weight `[V, E]` (the embedding's when tied) and the bias `[V]`.

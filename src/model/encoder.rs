@@ -52,8 +52,8 @@ impl AwdLstm {
         let rnns = (0..config.n_layers)
             .map(|l| {
                 let (d_in, d_out) = config.layer_sizes(l);
+                // Time-major, the fused kernels' layout: see `forward_time_major`.
                 let lstm = LstmConfig::new(d_in, d_out)
-                    .with_batch_first(true)
                     .with_bidirectional(config.bidirectional)
                     .init(device);
                 // As fastai: only `weight_hh_l0` is dropped, also in a bidirectional layer, so
@@ -93,11 +93,19 @@ impl AwdLstm {
     /// Starts from the state the previous batch ended in, resized to `B` rows as fastai's
     /// `_change_hidden` does (new rows are zeros), and keeps this batch's final state, detached.
     pub fn forward(&mut self, words: Tensor<2, Int>) -> Result<Tensor<3>> {
+        Ok(self.forward_time_major(words)?.swap_dims(0, 1))
+    }
+
+    /// [`forward`](Self::forward) with the output time-major, `[T, B, E]`, the layout it is
+    /// computed in: the ids are transposed once and every activation after the lookup stays
+    /// in the fused LSTM's own layout (no copy between layers, nor in their gradients).
+    pub fn forward_time_major(&mut self, words: Tensor<2, Int>) -> Result<Tensor<3>> {
         let [batch, _] = words.dims();
         let device = words.device();
         let hidden = self.initial_state(batch, &device);
+        let words = words.swap_dims(0, 1);
         let mut out = self.encoder_dp.forward(&self.encoder.weight, words)?;
-        out = self.input_dp.forward(out)?;
+        out = self.input_dp.forward_time_major(out)?;
         let last = self.rnns.len() - 1;
         let mut new_hidden = Vec::with_capacity(self.rnns.len());
         let precision = self.precision;
@@ -117,7 +125,7 @@ impl AwdLstm {
             out = if l == last {
                 o
             } else {
-                self.hidden_dps[l].forward(o)?
+                self.hidden_dps[l].forward_time_major(o)?
             };
         }
         self.hidden = Some(new_hidden);

@@ -115,16 +115,17 @@ impl LanguageModel {
             .then(|| self.parts.encoder.encoder.weight.val())
     }
 
-    /// The last layer's output and the same after output dropout.
+    /// The last layer's output and the same after output dropout, time-major `[T, B, E]`.
     fn activations(&mut self, words: Tensor<2, Int>) -> Result<(Tensor<3>, Tensor<3>)> {
-        let activations = self.parts.encoder.forward(words)?;
-        let dropped = self.parts.decoder.dropout(activations.clone())?;
+        let activations = self.parts.encoder.forward_time_major(words)?;
+        let dropped = self.parts.decoder.dropout_time_major(activations.clone())?;
         Ok((activations, dropped))
     }
 
     /// `words` `[B, T]` → logits and the last layer's outputs.
     pub fn forward(&mut self, words: Tensor<2, Int>) -> Result<LmOutput> {
         let (activations, dropped) = self.activations(words)?;
+        let (activations, dropped) = (activations.swap_dims(0, 1), dropped.swap_dims(0, 1));
         let logits = self.parts.decoder.logits(dropped.clone(), self.tied());
         Ok(LmOutput {
             logits: Some(logits),
@@ -165,18 +166,22 @@ impl LanguageModel {
         beta: f64,
         want_logits: bool,
     ) -> Result<(LmOutput, LmLoss)> {
-        let (activations, dropped) = self.activations(words)?;
-        let [b, t, e] = dropped.dims();
+        // Time-major throughout: the loss is a mean over every position, so its rows may come
+        // in the order the encoder computes them, with the targets transposed to match.
+        let (activations_tm, dropped_tm) = self.activations(words)?;
+        let [t, b, e] = dropped_tm.dims();
         let (weight, bias) = self.parts.decoder.weight_and_bias(self.tied());
-        let fused = self.parts.encoder.compute.fused_for(&dropped).then(|| {
+        let fused = self.parts.encoder.compute.fused_for(&dropped_tm).then(|| {
             decoder_cross_entropy(
-                dropped.clone().reshape([b * t, e]),
+                dropped_tm.clone().reshape([t * b, e]),
                 weight.clone(),
                 bias.clone(),
-                targets.clone().reshape([b * t]),
+                targets.clone().swap_dims(0, 1).reshape([t * b]),
                 self.parts.encoder.precision,
             )
         });
+        let activations = activations_tm.clone().swap_dims(0, 1);
+        let dropped = dropped_tm.clone().swap_dims(0, 1);
         let (ce, logits) = match fused {
             Some(ce) => {
                 let logits = want_logits.then(|| {
@@ -193,8 +198,8 @@ impl LanguageModel {
                 (cross_entropy(logits.clone(), targets), Some(logits))
             }
         };
-        let ar = activation_reg(dropped.clone());
-        let tar = temporal_activation_reg(activations.clone());
+        let ar = activation_reg(dropped_tm);
+        let tar = temporal_activation_reg(activations_tm, 0);
         let total = ce.clone() + ar.clone().mul_scalar(alpha) + tar.clone().mul_scalar(beta);
         Ok((
             LmOutput {

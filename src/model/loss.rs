@@ -24,19 +24,20 @@ pub fn class_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor
     logp.gather(1, targets.reshape([n, 1])).mean().neg()
 }
 
-/// AR: `mean(dropped^2)` of the last layer's dropped output `[B, T, E]` (unscaled by alpha).
+/// AR: `mean(dropped^2)` of the last layer's dropped output (`[B, T, E]` or `[T, B, E]`;
+/// unscaled by alpha).
 pub fn activation_reg(dropped: Tensor<3>) -> Tensor<1> {
     (dropped.clone() * dropped).mean()
 }
 
-/// TAR: `mean((h[:, 1:] - h[:, :-1])^2)` of the last layer's output `h` `[B, T, E]`
-/// (unscaled by beta); zero for a one-step sequence.
-pub fn temporal_activation_reg(h: Tensor<3>) -> Tensor<1> {
-    let [_, t, _] = h.dims();
+/// TAR: `mean((h[:, 1:] - h[:, :-1])^2)` of the last layer's output `h` `[B, T, E]`, its time
+/// along axis `time` (1; 0 for `[T, B, E]`), unscaled by beta; zero for a one-step sequence.
+pub fn temporal_activation_reg(h: Tensor<3>, time: usize) -> Tensor<1> {
+    let t = h.dims()[time];
     if t < 2 {
         return h.sum().mul_scalar(0.0);
     }
-    let diff = h.clone().narrow(1, 1, t - 1) - h.narrow(1, 0, t - 1);
+    let diff = h.clone().narrow(time, 1, t - 1) - h.narrow(time, 0, t - 1);
     (diff.clone() * diff).mean()
 }
 

@@ -236,7 +236,11 @@ impl Lstm {
                 hn.push(h);
                 cn.push(c);
             }
-            layer_input = Tensor::cat(outputs, 2);
+            // One direction: its output as it is (a concatenation would copy it).
+            layer_input = match outputs.len() {
+                1 => outputs.remove(0),
+                _ => Tensor::cat(outputs, 2),
+            };
         }
         let output = if self.batch_first {
             layer_input.swap_dims(0, 1)
