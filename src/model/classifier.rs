@@ -248,9 +248,9 @@ impl TextClassifier {
             logits: logits.select(0, inverse.clone()),
             pooled: pooled.select(0, inverse.clone()),
             enc: if ranks == 1 {
-                enc.select(0, inverse)
+                enc.select(1, inverse).swap_dims(0, 1)
             } else {
-                enc
+                enc.swap_dims(0, 1)
             },
         })
     }

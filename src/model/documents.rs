@@ -76,14 +76,15 @@ impl DocBatch {
     }
 }
 
-/// fastai's `masked_concat_pool` with the pooled positions given per row: `enc` `[B, W, E]`,
-/// `at[b][w]` true where row `b` pools position `w` → `[B, 3E]`: [output at the last pooled
-/// position, max over them, mean over them].
+/// fastai's `masked_concat_pool` with the pooled positions given per row: `enc` `[W, B, E]`
+/// (time-major), `at[b][w]` true where row `b` pools position `w` → `[B, 3E]`: [output at the
+/// last pooled position, max over them, mean over them].
 pub(crate) fn concat_pool(enc: Tensor<3>, at: &[Vec<bool>]) -> Result<Tensor<2>> {
-    let [rows, width, emb] = enc.dims();
+    let [width, rows, emb] = enc.dims();
     let device = enc.device();
-    let mut last = vec![0f32; rows * width];
-    let mut weights = vec![0f32; rows * width];
+    let mut last = vec![0f32; width * rows];
+    let mut weights = vec![0f32; width * rows];
+    let mut outside = vec![true; width * rows];
     for (r, row) in at.iter().enumerate() {
         let n = row.iter().filter(|&&p| p).count();
         let Some(l) = row.iter().rposition(|&p| p) else {
@@ -91,24 +92,22 @@ pub(crate) fn concat_pool(enc: Tensor<3>, at: &[Vec<bool>]) -> Result<Tensor<2>>
                 "document {r} has no position to pool"
             )));
         };
-        last[r * width + l] = 1.0;
-        for (w, &p) in row.iter().enumerate() {
-            if p {
-                weights[r * width + w] = 1.0 / n as f32;
-            }
+        last[l * rows + r] = 1.0;
+        for (w, _) in row.iter().enumerate().filter(|&(_, &p)| p) {
+            weights[w * rows + r] = 1.0 / n as f32;
+            outside[w * rows + r] = false;
         }
     }
-    let plane = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [rows, width, 1]), &device);
-    let last = (enc.clone() * plane(last)).sum_dim(1).reshape([rows, emb]);
+    let plane = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [width, rows, 1]), &device);
+    let last = (enc.clone() * plane(last)).sum_dim(0).reshape([rows, emb]);
     let mean = (enc.clone() * plane(weights))
-        .sum_dim(1)
+        .sum_dim(0)
         .reshape([rows, emb]);
-    let outside: Vec<bool> = at.iter().flatten().map(|&p| !p).collect();
-    let outside = Tensor::<3, Bool>::from_data(TensorData::new(outside, [rows, width, 1]), &device)
-        .expand([rows, width, emb]);
+    let outside = Tensor::<3, Bool>::from_data(TensorData::new(outside, [width, rows, 1]), &device)
+        .expand([width, rows, emb]);
     let max = enc
         .mask_fill(outside, f32::NEG_INFINITY)
-        .max_dim(1)
+        .max_dim(0)
         .reshape([rows, emb]);
     Ok(Tensor::cat(vec![last, max, mean], 1))
 }

@@ -44,7 +44,8 @@ impl Sorted {
 
 /// What the chunks gave for the rows encoded.
 pub(super) struct Encoded {
-    /// `[n, W, emb]`: the encoder's output at the kept chunks, zeros where a row had no input.
+    /// `[W, n, emb]` (time-major, as the encoder computes it): the encoder's output at the
+    /// kept chunks, zeros where a row had no input.
     pub enc: Tensor<3>,
     /// Each encoded row's pooled positions among the `W`.
     pub pooled_at: Vec<Vec<bool>>,
@@ -107,16 +108,16 @@ pub(super) fn encode(
         }
         let out = if begun == 0 {
             // None of this rank's rows has begun (only in a batch's first chunks).
-            let [_, _, emb] = encoder.forward(words(&[0], i, len))?.dims();
+            let [_, _, emb] = encoder.forward_time_major(words(&[0], i, len))?.dims();
             encoder.reset();
-            Tensor::zeros([n, len, emb], &device)
+            Tensor::zeros([len, n, emb], &device)
         } else {
-            let out = encoder.forward(words(&rows[..begun], i, len))?;
+            let out = encoder.forward_time_major(words(&rows[..begun], i, len))?;
             match begun < n {
                 true => {
                     let [_, _, emb] = out.dims();
-                    let zeros = Tensor::zeros([n - begun, len, emb], &device);
-                    Tensor::cat(vec![out, zeros], 0)
+                    let zeros = Tensor::zeros([len, n - begun, emb], &device);
+                    Tensor::cat(vec![out, zeros], 1)
                 }
                 false => out,
             }
@@ -141,7 +142,7 @@ pub(super) fn encode(
         ));
     }
     Ok(Encoded {
-        enc: Tensor::cat(outs, 1),
+        enc: Tensor::cat(outs, 0),
         pooled_at,
     })
 }
