@@ -109,17 +109,28 @@ impl EmbeddingDropout {
     pub fn forward(&self, weight: &Param<Tensor<2>>, words: Tensor<2, Int>) -> Result<Tensor<3>> {
         let id = weight.id;
         let weight = weight.val();
-        let weight = if self.p > 0.0 && self.training.is_enabled() && weight.is_autodiff() {
-            let [v, _] = weight.dims();
-            let owner = MaskOwner::Embedding(id);
-            let mask = self
-                .masks
-                .draw_for(owner, [v, 1], self.p, &weight.device())?;
-            weight * mask
-        } else {
-            weight
+        let [v, _] = weight.dims();
+        let mask = match self.p > 0.0 && self.training.is_enabled() && weight.is_autodiff() {
+            true => Some(self.masks.draw_for(
+                MaskOwner::Embedding(id),
+                [v, 1],
+                self.p,
+                &weight.device(),
+            )?),
+            false => None,
         };
         let out = burn::tensor::module::embedding(weight, words.clone());
+        // fastai multiplies the whole matrix by the row mask and then looks rows up; scaling
+        // the rows looked up by their mask entries gives the same values and gradients
+        // without two passes over all V rows (the product and its backward).
+        let out = match mask {
+            Some(mask) => {
+                let [a, b] = words.dims();
+                let at = words.clone().reshape([a * b]);
+                out * mask.reshape([v]).select(0, at).reshape([a, b, 1])
+            }
+            None => out,
+        };
         Ok(match self.pad_token {
             Some(pad) if out.is_autodiff() => {
                 let is_pad = words.equal_elem(pad as i64);
