@@ -31,23 +31,26 @@ impl RnnDropout {
 
     /// `x`: `[B, T, F]` → `[B, T, F]`.
     pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>> {
-        if !self.active(x.is_autodiff()) {
-            return Ok(x);
-        }
-        let [b, _, f] = x.dims();
-        let mask = self.masks.draw([b, 1, f], self.p, &x.device())?;
-        Ok(x * mask)
+        self.locked(x, 0)
     }
 
-    /// The same on time-major `x` `[T, B, F]`: the same mask, drawn as `[B, 1, F]` (fastai's
-    /// shape, the same values in the same order), applied as `[1, B, F]`.
+    /// The same on time-major `x` `[T, B, F]`, the mask applied as `[1, B, F]`.
     pub fn forward_time_major(&self, x: Tensor<3>) -> Result<Tensor<3>> {
+        self.locked(x, 1)
+    }
+
+    /// One mask over the batch axis `batch` and the features, drawn in fastai's shape
+    /// `[B, 1, F]` whatever the layout (the same values in the same order, so masks replayed
+    /// from fastai fit either way), shared along the other axis.
+    fn locked(&self, x: Tensor<3>, batch: usize) -> Result<Tensor<3>> {
         if !self.active(x.is_autodiff()) {
             return Ok(x);
         }
-        let [_, b, f] = x.dims();
+        let (b, f) = (x.dims()[batch], x.dims()[2]);
         let mask = self.masks.draw([b, 1, f], self.p, &x.device())?;
-        Ok(x * mask.reshape([1, b, f]))
+        let mut shape = [1, 1, f];
+        shape[batch] = b;
+        Ok(x * mask.reshape(shape))
     }
 }
 
