@@ -170,12 +170,14 @@ fn roofline(name: &str, cfg: &crate::train::TrainConfig, step_ms: f64) {
     let r = Roofline::measure(cfg, bench::VOCAB);
     let p = &r.peak;
     println!(
-        "peak     {:.1} GFLOP/s {}: {} threads x {:.1}, measured with {} multiply-add chains",
+        "peak     {:.1} GFLOP/s {}: {} threads x {:.1}, measured with {} multiply-add chains; \
+         elementwise kernels on {}",
         p.gflops,
         precision_name(r.precision),
         p.threads,
         p.per_core,
-        p.isa
+        p.isa,
+        crate::kernels::math::simd().name()
     );
     println!(
         "{:34} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>8}",

@@ -1,7 +1,8 @@
 //! Transposes: a whole matrix (the decoder's weight gradient, formed transposed) and blocks of
-//! one (a weight into the recurrent products' panels). Full 16 x 16 tiles go through AVX-512
-//! registers where the CPU has it (sixteen row loads, four rounds of shuffles, sixteen row
-//! stores); the edges, and CPUs without it, element by element.
+//! one (a weight into the recurrent products' panels). Full 16 x 16 tiles go through vector
+//! registers where the CPU has AVX-512 (sixteen row loads, four rounds of shuffles, sixteen row
+//! stores) or AVX2 (as four 8 x 8 tiles, three rounds each); the edges, and CPUs without
+//! either, element by element.
 
 use rayon::prelude::*;
 
@@ -41,23 +42,25 @@ pub fn transpose_into(
     assert!(src.len() >= (rows - 1) * src_stride + cols && cols <= src_stride);
     assert!(dst.len() >= (cols - 1) * dst_stride + rows && rows <= dst_stride);
     let (full_r, full_c) = (rows / T * T, cols / T * T);
-    #[cfg(target_arch = "x86_64")]
-    let tiled = super::math::avx512();
-    #[cfg(not(target_arch = "x86_64"))]
-    let tiled = false;
-    let (tr, tc) = if tiled { (full_r, full_c) } else { (0, 0) };
+    use super::math::{Simd, simd};
+    let (tr, tc) = match simd() {
+        Simd::Portable => (0, 0),
+        _ => (full_r, full_c),
+    };
     #[cfg(target_arch = "x86_64")]
     for r0 in (0..tr).step_by(T) {
         for c0 in (0..tc).step_by(T) {
-            // SAFETY: the CPU has AVX-512F (`tiled`); rows r0..r0+16 of columns c0..c0+16
-            // lie inside `src` and their transpose inside `dst` (both asserted above).
+            let (s, d) = (
+                src[r0 * src_stride + c0..].as_ptr(),
+                dst[c0 * dst_stride + r0..].as_mut_ptr(),
+            );
+            // SAFETY: the CPU has the tile's features (`simd`); rows r0..r0+16 of columns
+            // c0..c0+16 lie inside `src` and their transpose inside `dst` (both asserted above).
             unsafe {
-                avx512::tile(
-                    src.as_ptr().add(r0 * src_stride + c0),
-                    src_stride,
-                    dst.as_mut_ptr().add(c0 * dst_stride + r0),
-                    dst_stride,
-                )
+                match simd() {
+                    Simd::Avx512 => avx512::tile(s, src_stride, d, dst_stride),
+                    _ => avx2::tile(s, src_stride, d, dst_stride),
+                }
             };
         }
     }
@@ -119,6 +122,56 @@ mod avx512 {
             for (b, v) in rows.into_iter().enumerate() {
                 // SAFETY: the caller's promise.
                 unsafe { _mm512_storeu_ps(dst.add((4 * b + c) * ds), v) };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// One 16 x 16 tile as four 8 x 8 ones.
+    ///
+    /// # Safety
+    /// AVX2; 16 rows of 16 values readable at `src`, writable at `dst`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn tile(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        for (r, c) in [(0, 0), (0, 8), (8, 0), (8, 8)] {
+            // SAFETY: the caller's promise covers each quarter.
+            unsafe { tile8(src.add(r * ss + c), ss, dst.add(c * ds + r), ds) };
+        }
+    }
+
+    /// One 8 x 8 tile: pairs of rows interleaved, then pairs of pairs (each 128-bit half now
+    /// holds four rows of one column), then the halves exchanged.
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        // SAFETY: the caller's promise.
+        let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * ss)) });
+        let t: [__m256; 8] = std::array::from_fn(|i| {
+            let k = i / 2 * 2;
+            match i % 2 {
+                0 => _mm256_unpacklo_ps(r[k], r[k + 1]),
+                _ => _mm256_unpackhi_ps(r[k], r[k + 1]),
+            }
+        });
+        // s[4h + c]: columns c and c + 4 (c < 4) of rows 4h..4h+4, one per half.
+        let s: [__m256; 8] = std::array::from_fn(|i| {
+            let (h, c) = (i / 4, i % 4);
+            let (a, b) = (t[4 * h + c / 2], t[4 * h + 2 + c / 2]);
+            match c % 2 {
+                0 => _mm256_shuffle_ps::<0x44>(a, b),
+                _ => _mm256_shuffle_ps::<0xEE>(a, b),
+            }
+        });
+        for c in 0..4 {
+            let lo = _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c]);
+            let hi = _mm256_permute2f128_ps::<0x31>(s[c], s[4 + c]);
+            // SAFETY: the caller's promise.
+            unsafe {
+                _mm256_storeu_ps(dst.add(c * ds), lo);
+                _mm256_storeu_ps(dst.add((c + 4) * ds), hi);
             }
         }
     }
