@@ -1,6 +1,6 @@
 //! The recurrent products of an LSTM step at batch 32, with the weight laid out in panels once
 //! (`awd::kernels::panels::Panels`) against the plain orientations the `gemm` crate repacks on
-//! every call: `cargo run --release --example panel_gemm`.
+//! every call: `cargo run --release --example panel_gemm` (`BATCH=64` for the classifier's batch).
 use awd::kernels::gemm::{Mat, gemm};
 use awd::kernels::panels::Panels;
 
@@ -9,7 +9,10 @@ mod timing;
 
 fn main() {
     awd::alloc::tune();
-    let b = 32usize;
+    let b: usize = std::env::var("BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
     for h in [200usize, 400, 512, 1152] {
         let g4 = 4 * h;
         let dims = (g4, b, h);

@@ -7,48 +7,67 @@
 //! so the microkernel reads it as it is; the result is written (or added) straight into a
 //! batch-major buffer such as the gates. Measured by `examples/panel_gemm.rs`: 1.2x (forward)
 //! and 1.2–2.5x (backward) over the best plain orientation at H = 200, 512 and 1152.
+//!
+//! A panel is at most two of the `gemm` crate's microkernel row blocks (`MR`: 64 rows with
+//! AVX-512, 16 with AVX2): in a taller call `gemm` packs the right operand (`xᵀ`) again on
+//! every call. 64 rows with AVX-512, 32 with AVX2 (on a Zen 3, best of 30 runs at H = 512 and
+//! 1152, batch 32 and 64: 32-row panels 1.0–1.3x the 64-row ones).
 
 use rayon::prelude::*;
 
 use super::op::SharedOut;
 use super::transpose::transpose_into;
 
-/// Rows per panel: the microkernel's row block (4 AVX-512 vectors).
-const PANEL: usize = 64;
+/// Rows per panel: at most two of the `gemm` crate's microkernel row blocks on this CPU.
+fn panel_rows() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return 64;
+    }
+    32
+}
 
-/// A `[rows, k]` matrix in panels of 64 rows, each stored `[k][64]` (zero-padded).
+/// A `[rows, k]` matrix in panels of `panel` rows, each stored `[k][panel]` (zero-padded).
 #[derive(Debug, Clone)]
 pub struct Panels {
     rows: usize,
     k: usize,
+    panel: usize,
     data: Vec<f32>,
 }
 
 impl Panels {
-    /// Zeroed panels, `fill(r0, n, panel)` writing rows `r0..r0 + n` into each (in parallel).
-    fn build(rows: usize, k: usize, fill: impl Fn(usize, usize, &mut [f32]) + Sync) -> Self {
-        let mut data = vec![0.0f32; rows.div_ceil(PANEL) * PANEL * k];
+    /// Zeroed panels, `fill(r0, n, width, panel)` writing rows `r0..r0 + n` into each (in
+    /// parallel).
+    fn build(rows: usize, k: usize, fill: impl Fn(usize, usize, usize, &mut [f32]) + Sync) -> Self {
+        let width = panel_rows();
+        let mut data = vec![0.0f32; rows.div_ceil(width) * width * k];
         if k > 0 {
-            data.par_chunks_mut(PANEL * k)
+            data.par_chunks_mut(width * k)
                 .enumerate()
-                .for_each(|(p, panel)| fill(p * PANEL, PANEL.min(rows - p * PANEL), panel));
+                .for_each(|(p, panel)| fill(p * width, width.min(rows - p * width), width, panel));
         }
-        Self { rows, k, data }
+        Self {
+            rows,
+            k,
+            panel: width,
+            data,
+        }
     }
 
-    /// From a row-major `[rows, k]` matrix: each panel the transpose of 64 of its rows.
+    /// From a row-major `[rows, k]` matrix: each panel the transpose of its rows.
     pub fn pack(w: &[f32], rows: usize, k: usize) -> Self {
         assert!(w.len() >= rows * k);
-        Self::build(rows, k, |r0, n, panel| {
-            transpose_into(&w[r0 * k..], n, k, k, panel, PANEL)
+        Self::build(rows, k, |r0, n, width, panel| {
+            transpose_into(&w[r0 * k..], n, k, k, panel, width)
         })
     }
 
     /// The transpose of a row-major `[k, rows]` matrix, as a `[rows, k]` one.
     pub fn pack_transposed(w: &[f32], k: usize, rows: usize) -> Self {
         assert!(w.len() >= rows * k);
-        Self::build(rows, k, |r0, n, panel| {
-            for (kk, col) in panel.chunks_mut(PANEL).enumerate() {
+        Self::build(rows, k, |r0, n, width, panel| {
+            for (kk, col) in panel.chunks_mut(width).enumerate() {
                 col[..n].copy_from_slice(&w[kk * rows + r0..kk * rows + r0 + n]);
             }
         })
@@ -57,7 +76,7 @@ impl Panels {
     /// `out = x · selfᵀ` (or `out += …` with `accumulate`): `x` `[n, k]` and `out` `[n, rows]`,
     /// both row-major.
     pub fn mul_into(&self, out: &mut [f32], x: &[f32], n: usize, accumulate: bool) {
-        let (rows, k) = (self.rows, self.k);
+        let (rows, k, width) = (self.rows, self.k, self.panel);
         assert!(x.len() >= n * k && out.len() >= n * rows);
         if rows == 0 || n == 0 {
             return;
@@ -70,11 +89,11 @@ impl Panels {
         }
         let dst = SharedOut(out.as_mut_ptr());
         let panel = |p: usize| {
-            let r0 = p * PANEL;
-            let m = PANEL.min(rows - r0);
+            let r0 = p * width;
+            let m = width.min(rows - r0);
             // SAFETY: the panel's product is `m x n` with depth `k`: its left operand is the
-            // panel's `[k][PANEL]` block (column stride PANEL, row stride 1) inside `data`; the
-            // right operand `xᵀ` (`k x n`, element (kk, j) at `j * k + kk`) lies inside `x`
+            // panel's `[k][width]` block (column stride `width`, row stride 1) inside `data`;
+            // the right operand `xᵀ` (`k x n`, element (kk, j) at `j * k + kk`) lies inside `x`
             // (checked above); it writes `out[j * rows + r0 + r]` for r < m, j < n, inside
             // `out`, and no other panel writes those columns.
             unsafe {
@@ -86,8 +105,8 @@ impl Panels {
                     rows as isize,
                     1,
                     accumulate,
-                    self.data.as_ptr().add(p * PANEL * k),
-                    PANEL as isize,
+                    self.data.as_ptr().add(p * width * k),
+                    width as isize,
                     1,
                     x.as_ptr(),
                     k as isize,
@@ -101,7 +120,7 @@ impl Panels {
                 );
             }
         };
-        let panels = rows.div_ceil(PANEL);
+        let panels = rows.div_ceil(width);
         if rows * n * k >= 1 << 18 {
             (0..panels).into_par_iter().for_each(panel);
         } else {
@@ -134,6 +153,7 @@ mod tests {
             (64, 7, 3),
             (65, 33, 32),
             (200, 130, 32),
+            (70, 20, 100),
         ] {
             let w: Vec<f32> = (0..rows * k)
                 .map(|i| ((i * 37) % 11) as f32 - 5.0)
