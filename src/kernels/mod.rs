@@ -4,8 +4,8 @@
 //!   [`lstm_cell`]: its cell's elementwise work on a row.
 //! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
 //! - [`adam`]: Burn's Adam in one pass per parameter.
-//! - [`gemm`], [`panels`], [`math`], [`transpose`]: the products, vectorized activations and
-//!   transposes they are made of;
+//! - [`gemm`], [`panels`], [`math`], [`transpose`]: the products, vectorized activations (AVX-512,
+//!   AVX2 or portable, picked at run time) and transposes they are made of;
 //!   [`peak`]: the machine's measured f32 FMA peak they are held against.
 //! - [`bf16`]: the products with bf16 operands and f32 sums (`--precision bf16`): Intel AMX tiles,
 //!   AVX512-BF16, or emulated where the CPU has neither.
