@@ -194,6 +194,32 @@ mod tests {
         }
     }
 
+    /// Each register tile the CPU can run (whatever `simd` picked), on strided 16 x 16 blocks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_register_tile_transposes() {
+        use std::arch::is_x86_feature_detected as has;
+        let (ss, ds) = (21, 19);
+        let src: Vec<f32> = (0..16 * ss).map(|i| i as f32).collect();
+        type Tile = unsafe fn(*const f32, usize, *mut f32, usize);
+        let tiles: [(&str, bool, Tile); 2] = [
+            ("avx2", has!("avx2"), avx2::tile),
+            ("avx512", has!("avx512f"), avx512::tile),
+        ];
+        for (name, _, tile) in tiles.into_iter().filter(|t| t.1) {
+            let mut dst = vec![-1.0f32; 16 * ds];
+            // SAFETY: the CPU has the tile's features (filtered above); 16 rows of 16 values
+            // at strides 21 and 19 lie inside both buffers.
+            unsafe { tile(src.as_ptr(), ss, dst.as_mut_ptr(), ds) };
+            for c in 0..16 {
+                for r in 0..ds {
+                    let want = if r < 16 { src[r * ss + c] } else { -1.0 };
+                    assert_eq!(dst[c * ds + r], want, "{name}: row {c}, column {r}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_block_lands_inside_its_strides_and_nothing_else_moves() {
         let (rows, cols, ss, ds) = (35, 19, 40, 50);
