@@ -9,6 +9,10 @@ use rayon::prelude::*;
 /// Tile side.
 const T: usize = 16;
 
+/// A register transpose of one `T x T` tile: rows of `src` (stride `ss`) to columns of `dst`
+/// (stride `ds`); unsafe: the CPU must have its features, and the tile lie inside both.
+type Tile = unsafe fn(src: *const f32, ss: usize, dst: *mut f32, ds: usize);
+
 /// The transpose of a row-major `rows x cols` matrix, bands of 16 output rows split across
 /// threads.
 pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -42,26 +46,28 @@ pub fn transpose_into(
     assert!(src.len() >= (rows - 1) * src_stride + cols && cols <= src_stride);
     assert!(dst.len() >= (cols - 1) * dst_stride + rows && rows <= dst_stride);
     let (full_r, full_c) = (rows / T * T, cols / T * T);
-    use super::math::{Simd, simd};
-    let (tr, tc) = match simd() {
-        Simd::Portable => (0, 0),
-        _ => (full_r, full_c),
-    };
     #[cfg(target_arch = "x86_64")]
-    for r0 in (0..tr).step_by(T) {
-        for c0 in (0..tc).step_by(T) {
-            let (s, d) = (
-                src[r0 * src_stride + c0..].as_ptr(),
-                dst[c0 * dst_stride + r0..].as_mut_ptr(),
-            );
-            // SAFETY: the CPU has the tile's features (`simd`); rows r0..r0+16 of columns
-            // c0..c0+16 lie inside `src` and their transpose inside `dst` (both asserted above).
-            unsafe {
-                match simd() {
-                    Simd::Avx512 => avx512::tile(s, src_stride, d, dst_stride),
-                    _ => avx2::tile(s, src_stride, d, dst_stride),
-                }
-            };
+    let tile: Option<Tile> = match super::math::simd() {
+        super::math::Simd::Avx512 => Some(avx512::tile),
+        super::math::Simd::Avx2 => Some(avx2::tile),
+        super::math::Simd::Portable => None,
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let tile: Option<Tile> = None;
+    let (tr, tc) = match tile {
+        Some(_) => (full_r, full_c),
+        None => (0, 0),
+    };
+    if let Some(tile) = tile {
+        for r0 in (0..tr).step_by(T) {
+            for c0 in (0..tc).step_by(T) {
+                let s = src[r0 * src_stride + c0..].as_ptr();
+                let d = dst[c0 * dst_stride + r0..].as_mut_ptr();
+                // SAFETY: the CPU has the tile's features (`simd` chose it); rows r0..r0+16 of
+                // columns c0..c0+16 lie inside `src` and their transpose inside `dst` (both
+                // asserted above).
+                unsafe { tile(s, src_stride, d, dst_stride) };
+            }
         }
     }
     // What the tiles left: the columns right of them, then the rows below them.
@@ -201,7 +207,6 @@ mod tests {
         use std::arch::is_x86_feature_detected as has;
         let (ss, ds) = (21, 19);
         let src: Vec<f32> = (0..16 * ss).map(|i| i as f32).collect();
-        type Tile = unsafe fn(*const f32, usize, *mut f32, usize);
         let tiles: [(&str, bool, Tile); 2] = [
             ("avx2", has!("avx2"), avx2::tile),
             ("avx512", has!("avx512f"), avx512::tile),
