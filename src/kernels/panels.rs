@@ -3,9 +3,9 @@
 //! The `gemm` crate repacks a row-major left operand into column-major panels on every call: at
 //! batch 32 the recurrent product `h · W_hhᵀ` runs once per timestep over the same weight, and
 //! the repacking (21 MB at H = 1152) is a fifth of its time. [`Panels`] stores the weight in
-//! that layout once, 64 rows a panel, each panel column-major, and multiplies panel by panel,
-//! so the microkernel reads it as it is; the result is written (or added) straight into a
-//! batch-major buffer such as the gates. Measured by `examples/panel_gemm.rs`: 1.2x (forward)
+//! that layout once, 32 or 64 rows a panel (below), each panel column-major, and multiplies
+//! panel by panel, so the microkernel reads it as it is; the result is written (or added)
+//! straight into a batch-major buffer such as the gates. Measured by `examples/panel_gemm.rs`: 1.2x (forward)
 //! and 1.2–2.5x (backward) over the best plain orientation at H = 200, 512 and 1152.
 //!
 //! A panel is at most two of the `gemm` crate's microkernel row blocks (`MR`: 64 rows with
