@@ -5,8 +5,9 @@
 //! the repacking (21 MB at H = 1152) is a fifth of its time. [`Panels`] stores the weight in
 //! that layout once, 32 or 64 rows a panel (below), each panel column-major, and multiplies
 //! panel by panel, so the microkernel reads it as it is; the result is written (or added)
-//! straight into a batch-major buffer such as the gates. Measured by `examples/panel_gemm.rs`: 1.2x (forward)
-//! and 1.2–2.5x (backward) over the best plain orientation at H = 200, 512 and 1152.
+//! straight into a batch-major buffer such as the gates. Measured by `examples/panel_gemm.rs`:
+//! 1.2x (forward) and 1.2–2.5x (backward) over the best plain orientation at H = 200, 512 and
+//! 1152.
 //!
 //! A panel is at most two of the `gemm` crate's microkernel row blocks (`MR`: 64 rows with
 //! AVX-512, 16 with AVX2): in a taller call `gemm` packs the right operand (`xᵀ`) again on
