@@ -4,11 +4,13 @@
 
 use std::time::Instant;
 
+use crate::classify::ClassifyConfig;
 use crate::kernels::Precision;
 use crate::kernels::bf16::Unit;
 use crate::kernels::gemm::{Mat, Rhs, gemm, product_in};
 use crate::kernels::panels::Panels;
 use crate::kernels::peak::{self, Peak};
+use crate::model::AwdLstmConfig;
 use crate::train::TrainConfig;
 
 /// One product of the step, `[m, k] · [k, n]` (either operand read transposed, as the step
@@ -34,46 +36,13 @@ impl Shape {
     }
 }
 
-/// The products of one training step of `cfg` on `vocab` words: per LSTM layer and direction
-/// the input projection over the window and the recurrent product of each time step, with their
-/// three backward products each; the tied decoder's logits and its two gradients. The rest of
-/// the step (the LSTM cell, softmax, dropout, AdamW) is not a product.
+/// The products of one training step of `cfg` on `vocab` words: the LSTM's over one window
+/// ([`lstm_shapes`]) and the tied decoder's logits and its two gradients. The rest of the step
+/// (the LSTM cell, softmax, dropout, AdamW) is not a product.
 pub fn step_shapes(cfg: &TrainConfig, vocab: usize) -> Vec<Shape> {
-    let model = &cfg.model;
     let (b, t) = (cfg.batch_size, cfg.bptt);
-    let rows = b * t;
-    let dirs = model.directions();
-    // The per-step products run on panels where the LSTM kernel lays them out (f32, a batch
-    // of 4 rows or more, windows of 2 steps or more: kernels/lstm.rs).
-    let panels = b >= 4 && t >= 2;
-    let mut shapes = Vec::new();
-    for l in 0..model.n_layers {
-        let (d_in, h) = model.layer_sizes(l);
-        let g = 4 * h;
-        // (what, (m, n, k), (a transposed, b transposed), once per time step)
-        let layer = [
-            ("x.Wih^T", (rows, g, d_in), (false, true), false),
-            ("h.Whh^T", (b, g, h), (false, true), true),
-            ("dG.Wih (dx)", (rows, d_in, g), (false, false), false),
-            ("dG^T.x (dWih)", (g, d_in, rows), (true, false), false),
-            ("dG^T.h (dWhh)", (g, h, rows), (true, false), false),
-            ("dG.Whh (dh)", (b, h, g), (false, false), true),
-        ];
-        for (what, (m, n, k), (a_t, b_t), per_step) in layer {
-            let each = if per_step { ", each step" } else { "" };
-            shapes.push(Shape {
-                what: format!("lstm{l} {what}{each}"),
-                m,
-                n,
-                k,
-                a_t,
-                b_t,
-                panels: panels && per_step,
-                count: dirs * if per_step { t } else { 1 },
-            });
-        }
-    }
-    let e = model.emb_size;
+    let mut shapes = lstm_shapes(&cfg.model, b, &[(t, 1)]);
+    let (rows, e) = (b * t, cfg.model.emb_size);
     let decoder = [
         ("x.W^T (logits)", (rows, vocab, e), (false, true)),
         ("dL.W (dx)", (rows, e, vocab), (false, false)),
@@ -90,6 +59,67 @@ pub fn step_shapes(cfg: &TrainConfig, vocab: usize) -> Vec<Shape> {
             panels: false,
             count: 1,
         });
+    }
+    shapes
+}
+
+/// The products of one classifier training step at `cfg`'s sizes on documents of `doc_len`
+/// tokens: the encoder reads them in chunks of `cfg.bptt` (every chunk pooled and trained, as
+/// for documents under `max_len`); the head's small products are left out.
+pub fn clas_shapes(cfg: &ClassifyConfig, doc_len: usize) -> Vec<Shape> {
+    let (full, rest) = (doc_len / cfg.bptt, doc_len % cfg.bptt);
+    let windows: Vec<(usize, usize)> = [(cfg.bptt, full), (rest, 1)]
+        .into_iter()
+        .filter(|&(t, n)| t > 0 && n > 0)
+        .collect();
+    lstm_shapes(&cfg.model, cfg.batch_size, &windows)
+}
+
+/// Per LSTM layer and direction, over windows of `(steps, how many)` on a batch of `b`: the
+/// input projection of each window length and the recurrent product of each time step, with
+/// their three backward products each.
+fn lstm_shapes(model: &AwdLstmConfig, b: usize, windows: &[(usize, usize)]) -> Vec<Shape> {
+    let steps: usize = windows.iter().map(|(t, n)| t * n).sum();
+    // The per-step products run on panels where the LSTM kernel lays them out (f32, a batch
+    // of 4 rows or more, windows of 2 steps or more: kernels/lstm.rs).
+    let panels = b >= 4 && windows.iter().all(|&(t, _)| t >= 2);
+    let mut shapes = Vec::new();
+    for l in 0..model.n_layers {
+        let (d_in, h) = model.layer_sizes(l);
+        let g = 4 * h;
+        let mut push = |what: &str, (m, n, k), (a_t, b_t), count, panels| {
+            shapes.push(Shape {
+                what: format!("lstm{l} {what}"),
+                m,
+                n,
+                k,
+                a_t,
+                b_t,
+                panels,
+                count: model.directions() * count,
+            })
+        };
+        for &(t, n) in windows {
+            let rows = b * t;
+            push("x.Wih^T", (rows, g, d_in), (false, true), n, false);
+            push("dG.Wih (dx)", (rows, d_in, g), (false, false), n, false);
+            push("dG^T.x (dWih)", (g, d_in, rows), (true, false), n, false);
+            push("dG^T.h (dWhh)", (g, h, rows), (true, false), n, false);
+        }
+        push(
+            "h.Whh^T, each step",
+            (b, g, h),
+            (false, true),
+            steps,
+            panels,
+        );
+        push(
+            "dG.Whh (dh), each step",
+            (b, h, g),
+            (false, false),
+            steps,
+            panels,
+        );
     }
     shapes
 }
@@ -156,10 +186,9 @@ pub struct Roofline {
 }
 
 impl Roofline {
-    /// The peak on every thread awd computes on, for the precision `cfg` resolves to, and each
-    /// of the step's products of `cfg` in it.
-    pub fn measure(cfg: &TrainConfig, vocab: usize) -> Self {
-        let precision = cfg.precision.resolve();
+    /// The peak on every thread awd computes on, for `precision`, and each of a step's
+    /// `shapes` in it; the step reads `tokens_per_step` tokens.
+    pub fn measure(precision: Precision, shapes: Vec<Shape>, tokens_per_step: usize) -> Self {
         let threads = rayon::current_num_threads();
         let peak = (0..3)
             .map(|_| match precision {
@@ -170,7 +199,7 @@ impl Roofline {
             })
             .max_by(|a, b| a.gflops.total_cmp(&b.gflops))
             .expect("three runs");
-        let products = step_shapes(cfg, vocab)
+        let products = shapes
             .into_iter()
             .map(|s| {
                 let gflops = time_shape(&s, precision, 0.09);
@@ -181,7 +210,7 @@ impl Roofline {
             peak,
             precision,
             products,
-            tokens_per_step: cfg.batch_size * cfg.bptt,
+            tokens_per_step,
         }
     }
 
@@ -218,5 +247,28 @@ mod tests {
             .sum();
         let per_token = flops / (cfg.batch_size * cfg.bptt) as f64;
         assert!((per_token / 145.0e6 - 1.0).abs() < 0.01, "{per_token}");
+    }
+
+    /// The classifier's encoder over documents of 250 tokens in chunks of 72 (three full ones
+    /// and one of 34): three products a layer's forward product, `2 · 4h · (in + h)` a token.
+    #[test]
+    fn clas_products_are_the_encoders_over_every_chunk() {
+        let cfg = crate::bench::clas_config();
+        let shapes = clas_shapes(&cfg, 250);
+        let flops: f64 = shapes.iter().map(Shape::flops).sum();
+        let per_token: f64 = (0..cfg.model.n_layers)
+            .map(|l| {
+                let (d_in, h) = cfg.model.layer_sizes(l);
+                3.0 * 2.0 * (4 * h * (d_in + h)) as f64
+            })
+            .sum();
+        let tokens = (cfg.batch_size * 250) as f64;
+        assert!((flops / tokens / per_token - 1.0).abs() < 1e-9, "{flops}");
+        let rows: Vec<usize> = shapes
+            .iter()
+            .filter(|s| s.what == "lstm0 x.Wih^T")
+            .map(|s| s.m)
+            .collect();
+        assert_eq!(rows, [64 * 72, 64 * 34]);
     }
 }

@@ -1,6 +1,6 @@
 //! `awd bench p1|p2`: training-step, evaluation and generation speed of the real model.
 
-use crate::bench::roofline::Roofline;
+use crate::bench::roofline::{self, Roofline};
 use crate::bench::{self, PRESET};
 use crate::device;
 use crate::kernels::PrecisionChoice;
@@ -35,7 +35,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t)]
     pub precision: PrecisionChoice,
     /// Also measure this machine's peak for the step's precision (f32 FMAs; with bf16, the AMX
-    /// tiles or AVX512-BF16) and each product of the step (p1, p2) against it, and say what
+    /// tiles or AVX512-BF16) and each product of the step against it, and say what
     /// share of the peak the whole step reaches.
     #[arg(long)]
     pub roofline: bool,
@@ -75,6 +75,12 @@ fn clas(args: &BenchArgs, device: &crate::device::Device) -> anyhow::Result<bool
         t.tokens_per_s,
         bench::peak_rss_mb()
     );
+    if args.roofline {
+        let shapes = roofline::clas_shapes(&cfg, CLAS_DOC_LEN);
+        let tokens = cfg.batch_size * CLAS_DOC_LEN;
+        let r = Roofline::measure(cfg.precision.resolve(), shapes, tokens);
+        report("clas", &r, t.ms_per_step);
+    }
     Ok(true)
 }
 
@@ -84,9 +90,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let (name, mut cfg, default_steps) = match args.config {
         Config::P1 => ("p1", bench::p1(), 10),
         Config::P2 => ("p2", bench::p2(), 3),
-        Config::Clas if args.roofline => {
-            anyhow::bail!("--roofline: the language model's steps (p1, p2) only")
-        }
         Config::Clas => return clas(&args, &device),
     };
     cfg.precision = args.precision;
@@ -134,7 +137,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
     // Before the loop, which builds a second model in this process.
     let peak_rss = bench::peak_rss_mb();
     if args.roofline {
-        roofline(name, &cfg, t.ms_per_step);
+        let shapes = roofline::step_shapes(&cfg, bench::VOCAB);
+        let tokens = cfg.batch_size * cfg.bptt;
+        let r = Roofline::measure(cfg.precision.resolve(), shapes, tokens);
+        report(name, &r, t.ms_per_step);
     }
     if args.train_loop {
         // Loop and step alternate, three times each, and each is read at its median: a shared
@@ -166,8 +172,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<bool> {
 }
 
 /// The machine's peak, each product of the step against it, and the whole step of `step_ms`.
-fn roofline(name: &str, cfg: &crate::train::TrainConfig, step_ms: f64) {
-    let r = Roofline::measure(cfg, bench::VOCAB);
+fn report(name: &str, r: &Roofline, step_ms: f64) {
     let p = &r.peak;
     println!(
         "peak     {:.1} GFLOP/s {}: {} threads x {:.1}, measured with {} multiply-add chains; \
