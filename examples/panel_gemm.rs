@@ -1,6 +1,8 @@
 //! The recurrent products of an LSTM step at batch 32, with the weight laid out in panels once
 //! (`awd::kernels::panels::Panels`) against the plain orientations the `gemm` crate repacks on
-//! every call: `cargo run --release --example panel_gemm` (`BATCH=64` for the classifier's batch).
+//! every call: `cargo run --release --example panel_gemm` (`BATCH=64` for the classifier's batch;
+//! on an AVX2-only CPU `AWD_SIMD=portable` multiplies the panels with the `gemm` crate instead of
+//! `kernels::panel_avx2`).
 use awd::kernels::gemm::{Mat, gemm};
 use awd::kernels::panels::Panels;
 

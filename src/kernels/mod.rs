@@ -29,6 +29,8 @@ pub mod lstm_cell;
 pub mod lstm_op;
 pub mod math;
 pub mod op;
+#[cfg(target_arch = "x86_64")]
+pub mod panel_avx2;
 pub mod panels;
 pub mod peak;
 pub mod transpose;

@@ -9,23 +9,47 @@
 //! 1.2x (forward) and 1.2–2.5x (backward) over the best plain orientation at H = 200, 512 and
 //! 1152.
 //!
-//! A panel is at most two of the `gemm` crate's microkernel row blocks (`MR`: 64 rows with
-//! AVX-512, 16 with AVX2): in a taller call `gemm` packs the right operand (`xᵀ`) again on
-//! every call. 64 rows with AVX-512, 32 with AVX2 (on a Zen 3, best of 30 runs at H = 512 and
-//! 1152, batch 32 and 64: 32-row panels 1.0–1.3x the 64-row ones).
+//! With AVX-512 a panel is 64 rows, within two of the `gemm` crate's microkernel row blocks
+//! there: in a taller call `gemm` packs the right operand (`xᵀ`) again on every call. With AVX2 +
+//! FMA a panel is 16 rows and [`super::panel_avx2`] multiplies it (`gemm` repacked the panel at
+//! batches over 48; on a Zen 3, paired runs: 1.04–1.37x `gemm` on 32-row panels, themselves
+//! 1.0–1.3x 64-row ones). Elsewhere 32 rows through `gemm`.
 
 use rayon::prelude::*;
 
 use super::op::SharedOut;
+#[cfg(target_arch = "x86_64")]
+use super::panel_avx2;
 use super::transpose::transpose_into;
 
-/// Rows per panel: at most two of the `gemm` crate's microkernel row blocks on this CPU.
-fn panel_rows() -> usize {
+/// How the panels are multiplied on this CPU, and their rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// The `gemm` crate, on panels of at most two of its microkernel row blocks.
+    Gemm(usize),
+    /// [`panel_avx2`]'s microkernel, on 16-row panels.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        return 64;
+    Avx2,
+}
+
+impl Kernel {
+    fn get() -> Self {
+        use super::math::{Simd, simd};
+        match simd() {
+            Simd::Avx512 => Kernel::Gemm(64),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => Kernel::Avx2,
+            _ => Kernel::Gemm(32),
+        }
     }
-    32
+
+    fn rows(self) -> usize {
+        match self {
+            Kernel::Gemm(rows) => rows,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => panel_avx2::ROWS,
+        }
+    }
 }
 
 /// A `[rows, k]` matrix in panels of `panel` rows, each stored `[k][panel]` (zero-padded).
@@ -34,6 +58,7 @@ pub struct Panels {
     rows: usize,
     k: usize,
     panel: usize,
+    kernel: Kernel,
     data: Vec<f32>,
 }
 
@@ -41,7 +66,8 @@ impl Panels {
     /// Zeroed panels, `fill(r0, n, width, panel)` writing rows `r0..r0 + n` into each (in
     /// parallel).
     fn build(rows: usize, k: usize, fill: impl Fn(usize, usize, usize, &mut [f32]) + Sync) -> Self {
-        let width = panel_rows();
+        let kernel = Kernel::get();
+        let width = kernel.rows();
         let mut data = vec![0.0f32; rows.div_ceil(width) * width * k];
         if k > 0 {
             data.par_chunks_mut(width * k)
@@ -52,6 +78,7 @@ impl Panels {
             rows,
             k,
             panel: width,
+            kernel,
             data,
         }
     }
@@ -92,6 +119,17 @@ impl Panels {
         let panel = |p: usize| {
             let r0 = p * width;
             let m = width.min(rows - r0);
+            let data = &self.data[p * width * k..(p + 1) * width * k];
+            #[cfg(target_arch = "x86_64")]
+            if self.kernel == Kernel::Avx2 {
+                // SAFETY: `Kernel::Avx2` is chosen only where the CPU has AVX2 and FMA; the
+                // panel writes `out[j * rows + r0 + r]` for r < m, j < n, inside `out`
+                // (checked above), and no other panel writes those elements.
+                unsafe {
+                    panel_avx2::panel_product(data, x, (m, n, k), dst.at(r0), rows, accumulate)
+                };
+                return;
+            }
             // SAFETY: the panel's product is `m x n` with depth `k`: its left operand is the
             // panel's `[k][width]` block (column stride `width`, row stride 1) inside `data`;
             // the right operand `xᵀ` (`k x n`, element (kk, j) at `j * k + kk`) lies inside `x`
@@ -106,7 +144,7 @@ impl Panels {
                     rows as isize,
                     1,
                     accumulate,
-                    self.data.as_ptr().add(p * width * k),
+                    data.as_ptr(),
                     width as isize,
                     1,
                     x.as_ptr(),
@@ -155,6 +193,7 @@ mod tests {
             (65, 33, 32),
             (200, 130, 32),
             (70, 20, 100),
+            (40, 600, 13),
         ] {
             let w: Vec<f32> = (0..rows * k)
                 .map(|i| ((i * 37) % 11) as f32 - 5.0)
