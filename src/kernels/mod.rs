@@ -5,7 +5,8 @@
 //! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
 //! - [`adam`]: Burn's Adam in one pass per parameter.
 //! - [`gemm`], [`panels`], [`math`], [`transpose`]: the products, vectorized activations (AVX-512,
-//!   AVX2 or portable, picked at run time) and transposes they are made of;
+//!   AVX2 or portable, picked at run time) and transposes they are made of; `panel_avx2`: the
+//!   recurrent panels' own microkernel on CPUs with AVX2 but not AVX-512;
 //!   [`peak`]: the machine's measured f32 FMA peak they are held against.
 //! - [`bf16`]: the products with bf16 operands and f32 sums (`--precision bf16`): Intel AMX tiles,
 //!   AVX512-BF16, or emulated where the CPU has neither.
