@@ -1,4 +1,5 @@
-//! `awd bench p1|p2`: training-step, evaluation and generation speed of the real model.
+//! `awd bench p1|p2|clas`: training-step, evaluation and generation speed of the real model (and
+//! with `--roofline` each product of the step against the machine's measured peak).
 
 use crate::bench::roofline::{self, Roofline};
 use crate::bench::{self, PRESET};
