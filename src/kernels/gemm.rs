@@ -273,6 +273,11 @@ impl Product<'_> {
             // SAFETY: the caller's contract: `c` holds `m x n` values at row stride `n`.
             return unsafe { bf16::packed_product_into(c, n, &pa, &pb, accumulate, scale) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if super::math::simd() == super::math::Simd::Avx2 && super::gemm_avx2::suits(m, n, k) {
+            // SAFETY: `Simd::Avx2` means the CPU has AVX2 and FMA; the caller's contract.
+            return unsafe { super::gemm_avx2::gemm(c, a, b, accumulate, scale) };
+        }
         let (dst_cs, dst_rs) = (1, n as isize);
         let (a_cs, a_rs) = a.strides();
         let (b_cs, b_rs) = b.strides();

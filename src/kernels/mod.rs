@@ -22,6 +22,8 @@ pub mod adam;
 pub mod bf16;
 pub mod decoder_ce;
 pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+pub mod gemm_avx2;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod gpu;
 pub mod kept;

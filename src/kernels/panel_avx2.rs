@@ -58,27 +58,52 @@ pub unsafe fn panel_product(
             let add = accumulate || k0 > 0;
             // SAFETY: rows 0..16 of columns j..j+cols at `c` are inside `out` (contract); the
             // panel and batch reads stay inside the slices (checked above).
-            unsafe {
-                match NR.min(n - j) {
-                    6 => block::<6>(a, b, k, depth, c, ldo, add),
-                    5 => block::<5>(a, b, k, depth, c, ldo, add),
-                    4 => block::<4>(a, b, k, depth, c, ldo, add),
-                    3 => block::<3>(a, b, k, depth, c, ldo, add),
-                    2 => block::<2>(a, b, k, depth, c, ldo, add),
-                    _ => block::<1>(a, b, k, depth, c, ldo, add),
-                }
-            }
+            unsafe { columns(NR.min(n - j), a, b, (k, 1), depth, c, ldo, add) }
         }
     }
 }
 
-/// `N` columns of 16 rows over `depth` steps: `a` at `[kk][16]`, column j of the batch at
-/// `b + j·ldb`, the result's column j at `c + j·ldc`.
+/// [`block`] for `cols` ≤ 6 columns, chosen at run time.
+///
+/// # Safety
+/// [`block`]'s, with `N = cols`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn columns(
+    cols: usize,
+    a: *const f32,
+    b: *const f32,
+    strides: (usize, usize),
+    depth: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match cols {
+            6 => block::<6>(a, b, strides, depth, c, ldc, accumulate),
+            5 => block::<5>(a, b, strides, depth, c, ldc, accumulate),
+            4 => block::<4>(a, b, strides, depth, c, ldc, accumulate),
+            3 => block::<3>(a, b, strides, depth, c, ldc, accumulate),
+            2 => block::<2>(a, b, strides, depth, c, ldc, accumulate),
+            _ => block::<1>(a, b, strides, depth, c, ldc, accumulate),
+        }
+    }
+}
+
+/// `N` columns of 16 rows over `depth` steps: `a` at `[kk][16]`, the broadcast value of column
+/// j at step kk at `b + j·sj + kk·sk` (`strides = (sj, sk)`), the result's column j at
+/// `c + j·ldc`.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA (the caller is compiled with them); the reads and the 16 values
+/// of each column at `c` lie inside their buffers.
 #[inline(always)]
 unsafe fn block<const N: usize>(
     a: *const f32,
     b: *const f32,
-    ldb: usize,
+    (sj, sk): (usize, usize),
     depth: usize,
     c: *mut f32,
     ldc: usize,
@@ -86,25 +111,35 @@ unsafe fn block<const N: usize>(
 ) {
     // SAFETY: the caller's bounds (see `panel_product`); called from an AVX2 + FMA function.
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); 2]; N];
-        if accumulate {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                acc[0] = _mm256_loadu_ps(c.add(j * ldc));
-                acc[1] = _mm256_loadu_ps(c.add(j * ldc + 8));
-            }
+        // The result's rows are read (or written) only after the sums: fetched now, their
+        // cache misses (a GEMM's result block outgrows L2) overlap the sums instead of
+        // stalling the first multiply-adds.
+        for j in 0..N {
+            _mm_prefetch::<_MM_HINT_T0>(c.add(j * ldc) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(c.add(j * ldc + 15) as *const i8);
         }
+        let mut acc = [[_mm256_setzero_ps(); 2]; N];
         for kk in 0..depth {
             let a0 = _mm256_loadu_ps(a.add(kk * ROWS));
             let a1 = _mm256_loadu_ps(a.add(kk * ROWS + 8));
             for (j, acc) in acc.iter_mut().enumerate() {
-                let bj = _mm256_broadcast_ss(&*b.add(j * ldb + kk));
+                let bj = _mm256_broadcast_ss(&*b.add(j * sj + kk * sk));
                 acc[0] = _mm256_fmadd_ps(a0, bj, acc[0]);
                 acc[1] = _mm256_fmadd_ps(a1, bj, acc[1]);
             }
         }
         for (j, acc) in acc.iter().enumerate() {
-            _mm256_storeu_ps(c.add(j * ldc), acc[0]);
-            _mm256_storeu_ps(c.add(j * ldc + 8), acc[1]);
+            let (lo, hi) = (c.add(j * ldc), c.add(j * ldc + 8));
+            match accumulate {
+                true => {
+                    _mm256_storeu_ps(lo, _mm256_add_ps(_mm256_loadu_ps(lo), acc[0]));
+                    _mm256_storeu_ps(hi, _mm256_add_ps(_mm256_loadu_ps(hi), acc[1]));
+                }
+                false => {
+                    _mm256_storeu_ps(lo, acc[0]);
+                    _mm256_storeu_ps(hi, acc[1]);
+                }
+            }
         }
     }
 }

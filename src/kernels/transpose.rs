@@ -134,7 +134,7 @@ mod avx512 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(super) mod avx2 {
     use std::arch::x86_64::*;
 
     /// One 16 x 16 tile as four 8 x 8 ones.
@@ -149,12 +149,22 @@ mod avx2 {
         }
     }
 
-    /// One 8 x 8 tile: pairs of rows interleaved, then pairs of pairs (each 128-bit half now
-    /// holds four rows of one column), then the halves exchanged.
+    /// One 8 x 8 tile through [`transpose8`].
     #[target_feature(enable = "avx2")]
     unsafe fn tile8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
         // SAFETY: the caller's promise.
         let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * ss)) });
+        for (c, col) in transpose8(r).into_iter().enumerate() {
+            // SAFETY: the caller's promise.
+            unsafe { _mm256_storeu_ps(dst.add(c * ds), col) };
+        }
+    }
+
+    /// The columns of eight rows of eight in registers: pairs of rows interleaved, then pairs
+    /// of pairs (each 128-bit half now holds four rows of one column), then the halves
+    /// exchanged.
+    #[target_feature(enable = "avx2")]
+    pub fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
         let t: [__m256; 8] = std::array::from_fn(|i| {
             let k = i / 2 * 2;
             match i % 2 {
@@ -171,15 +181,10 @@ mod avx2 {
                 _ => _mm256_shuffle_ps::<0xEE>(a, b),
             }
         });
-        for c in 0..4 {
-            let lo = _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c]);
-            let hi = _mm256_permute2f128_ps::<0x31>(s[c], s[4 + c]);
-            // SAFETY: the caller's promise.
-            unsafe {
-                _mm256_storeu_ps(dst.add(c * ds), lo);
-                _mm256_storeu_ps(dst.add((c + 4) * ds), hi);
-            }
-        }
+        std::array::from_fn(|c| match c < 4 {
+            true => _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c]),
+            false => _mm256_permute2f128_ps::<0x31>(s[c - 4], s[c]),
+        })
     }
 }
 
