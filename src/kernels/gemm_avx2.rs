@@ -25,8 +25,10 @@ const MR: usize = 6;
 const KC: usize = 256;
 /// Rows of `A` a task packs: `MC x KC` (144 KB) stays in a 512 KB L2.
 const MC: usize = 144;
-/// Columns of `B` packed at once: `KC x NC` (4 MB) in L3.
+/// Columns of `B` packed at once, at most.
 const NC: usize = 4096;
+/// Values of `B` packed at once (over the whole depth), at most: 8 MB, in L3.
+const B_FLOATS: usize = 1 << 21;
 
 thread_local! {
     /// A task's packed block of `A`, reused across calls.
@@ -58,58 +60,66 @@ pub unsafe fn gemm(c: *mut f32, a: Mat<'_>, b: Mat<'_>, accumulate: bool, scale:
     };
     let mut packed_b = Vec::new();
     let c = SharedOut(c);
-    for jc in (0..n).step_by(NC) {
-        let nc = NC.min(n - jc);
+    // Row blocks of whole panels, as even as the panels allow and a multiple of the threads
+    // (a last, short block left a thread idle), and as many column groups as keep every
+    // thread busy.
+    let panels = m.div_ceil(MR);
+    let row_blocks = panels
+        .div_ceil(MC / MR)
+        .next_multiple_of(threads)
+        .min(panels);
+    // Columns a pass: `B` packed over the whole depth, at most `B_FLOATS`.
+    let ncb = (B_FLOATS / k / NR * NR).clamp(NR, NC);
+    for jc in (0..n).step_by(ncb) {
+        let nc = ncb.min(n - jc);
         let strips = nc.div_ceil(NR);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            packed_b.resize(strips * kc * NR, 0.0);
-            pack_b(b, (pc, kc), (jc, nc), &mut packed_b, parallel);
-            let add = accumulate || pc > 0;
-            // Row blocks of whole panels, as even as the panels allow and a multiple of the
-            // threads (a last, short block left a thread idle), and as many column groups as
-            // keep every thread busy.
-            let panels = m.div_ceil(MR);
-            let row_blocks = panels
-                .div_ceil(MC / MR)
-                .next_multiple_of(threads)
-                .min(panels);
-            let groups = (2 * threads).div_ceil(row_blocks).min(strips);
-            let per_group = strips.div_ceil(groups);
-            let task = |t: usize| {
-                let (rb, g) = (t / groups, t % groups);
-                let ic = rb * panels / row_blocks * MR;
-                let s = (g * per_group)..((g + 1) * per_group).min(strips);
+        packed_b.resize(strips * k * NR, 0.0);
+        pack_b(b, (jc, nc), &mut packed_b, parallel);
+        let groups = (2 * threads).div_ceil(row_blocks).min(strips);
+        let per_group = strips.div_ceil(groups);
+        let task = |t: usize| {
+            let (rb, g) = (t / groups, t % groups);
+            let ic = rb * panels / row_blocks * MR;
+            let s = (g * per_group)..((g + 1) * per_group).min(strips);
+            for pc in (0..k).step_by(KC) {
                 let block = Block {
                     rows: (ic, ((rb + 1) * panels / row_blocks * MR).min(m) - ic),
                     cols: (jc, nc),
-                    depth: (pc, kc),
+                    depth: (pc, KC.min(k - pc)),
                 };
+                let strips_b = &packed_b[pc * strips * NR..][..strips * block.depth.1 * NR];
                 PACKED_A.with_borrow_mut(|packed_a| {
                     block.pack_a(a, scale, packed_a);
-                    // SAFETY: the caller's contract for `c`; this task writes rows
-                    // of its block and columns of its strips alone.
-                    unsafe { block.multiply(packed_a, &packed_b, s, c, n, add) }
+                    // SAFETY: the caller's contract for `c`; this task writes the rows of
+                    // its block in the columns of its strips alone.
+                    let add = accumulate || pc > 0;
+                    unsafe { block.multiply(packed_a, strips_b, s.clone(), c, n, add) }
                 });
-            };
-            if parallel {
-                (0..row_blocks * groups).into_par_iter().for_each(task);
-            } else {
-                (0..row_blocks * groups).for_each(task);
             }
+        };
+        if parallel {
+            (0..row_blocks * groups).into_par_iter().for_each(task);
+        } else {
+            (0..row_blocks * groups).for_each(task);
         }
     }
 }
 
-/// Packs `B[pc..pc + kc, jc..jc + nc]` into strips `[kc][16]`, zero past column `nc`.
-fn pack_b(
-    b: Mat<'_>,
-    (pc, kc): (usize, usize),
-    (jc, nc): (usize, usize),
-    out: &mut [f32],
-    par: bool,
-) {
-    let strip = |(s, dst): (usize, &mut [f32])| {
+/// Packs `B[.., jc..jc + nc]` into depth blocks of strips, `[k / KC][strips][kc][16]`, zero
+/// past column `nc`.
+fn pack_b(b: Mat<'_>, (jc, nc): (usize, usize), out: &mut [f32], par: bool) {
+    let strips = nc.div_ceil(NR);
+    let mut jobs = Vec::with_capacity(b.rows.div_ceil(KC) * strips);
+    let mut rest = out;
+    for pc in (0..b.rows).step_by(KC) {
+        let kc = KC.min(b.rows - pc);
+        for s in 0..strips {
+            let (dst, tail) = rest.split_at_mut(kc * NR);
+            jobs.push((pc, kc, s, dst));
+            rest = tail;
+        }
+    }
+    let strip = |(pc, kc, s, dst): (usize, usize, usize, &mut [f32])| {
         let j0 = jc + s * NR;
         let w = NR.min(jc + nc - j0);
         if b.transposed {
@@ -127,9 +137,9 @@ fn pack_b(
         }
     };
     if par {
-        out.par_chunks_mut(kc * NR).enumerate().for_each(strip);
+        jobs.into_par_iter().for_each(strip);
     } else {
-        out.chunks_mut(kc * NR).enumerate().for_each(strip);
+        jobs.into_iter().for_each(strip);
     }
 }
 
