@@ -1,5 +1,7 @@
 //! GEMM on host slices: f32 through the `gemm` crate (the one Burn's CPU backend uses, with its
-//! AVX-512 kernels enabled), or bf16 operands with f32 sums ([`super::bf16`]), with both cores.
+//! AVX-512 kernels enabled) or, on CPUs with AVX2 but not AVX-512, awd's own blocked GEMM
+//! ([`super::gemm_avx2`]) where both operands are large enough to pack; or bf16 operands with
+//! f32 sums ([`super::bf16`]); with both cores.
 
 use super::bf16::{self, PackedA, PackedB, Precision, Unit};
 

@@ -2,12 +2,14 @@
 //! ([`super::panel_avx2`]): the window products of a step (input projections, the weight
 //! gradients, the decoder's logits and gradients), in BLIS's layout for a 16 x 6 register block.
 //!
-//! `C[m, n] (+)= s · A[m, k] · B[k, n]`, `C` row-major. For each depth block of `KC` steps and
-//! column block of `NC`, `B` is packed once into strips of 16 columns (`[KC][16]`, 16 KB: the
-//! block's two vector loads a step, kept in L1); each task packs a block of `MC` rows of `A`
-//! into panels of 6 rows (`[KC][6]`, the block's broadcasts, kept in L2) and sweeps it under
-//! every strip. Tasks are row blocks (and column groups where the rows are few), shared over
-//! rayon's pool. The `gemm` crate reached 45–67% of the FMA peak on these shapes on a Zen 3.
+//! `C[m, n] (+)= s · A[m, k] · B[k, n]`, `C` row-major. For each pass over up to `NC` columns
+//! (as many as keep 8 MB of `B`), `B` is packed once over the whole depth into strips of 16
+//! columns and `KC` steps (`[KC][16]`, 16 KB: the block's two vector loads a step, kept in L1).
+//! Tasks are row blocks of whole panels (and column groups where the rows are few), a multiple
+//! of the threads in number, on rayon's pool; each walks the depth, packing its `KC` steps of `A` into
+//! panels of 6 rows (`[KC][6]`, the block's broadcasts, kept in L2) and sweeping them under its
+//! strips. On a Zen 3 the `gemm` crate reached 45–67% of the FMA peak on these shapes with
+//! both cores busy; `examples/blocked_gemm.rs` compares the two shape by shape.
 
 use std::cell::RefCell;
 
@@ -35,7 +37,7 @@ thread_local! {
     static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether [`gemm`] is worth its packing here: the `gemm` crate multiplies thin products
+/// Whether [`gemm()`] is worth its packing here: the `gemm` crate multiplies thin products
 /// (a few rows or columns) without packing both operands.
 pub fn suits(m: usize, n: usize, k: usize) -> bool {
     m >= 2 * MR && n >= NR && k >= 8

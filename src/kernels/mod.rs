@@ -6,7 +6,8 @@
 //! - [`adam`]: Burn's Adam in one pass per parameter.
 //! - [`gemm`], [`panels`], [`math`], [`transpose`]: the products, vectorized activations (AVX-512,
 //!   AVX2 or portable, picked at run time) and transposes they are made of; `panel_avx2`: the
-//!   recurrent panels' own microkernel on CPUs with AVX2 but not AVX-512;
+//!   recurrent panels' own microkernel on CPUs with AVX2 but not AVX-512, and `gemm_avx2` the
+//!   blocked GEMM around it that multiplies the window products there;
 //!   [`peak`]: the machine's measured f32 FMA peak they are held against.
 //! - [`bf16`]: the products with bf16 operands and f32 sums (`--precision bf16`): Intel AMX tiles,
 //!   AVX512-BF16, or emulated where the CPU has neither.
@@ -16,7 +17,8 @@
 //!   the autodiff-or-plain skeleton and host buffers; [`workers`]: running a job on the pool
 //!   its kernels split their work over.
 //!
-//! `examples/kernel_times.rs`, `gemm_shapes.rs`, `panel_gemm.rs` and `bf16_gemm.rs` measure them.
+//! `examples/kernel_times.rs`, `gemm_shapes.rs`, `panel_gemm.rs`, `blocked_gemm.rs` and `bf16_gemm.rs` measure
+//! them.
 
 pub mod adam;
 pub mod bf16;
