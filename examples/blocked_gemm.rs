@@ -1,49 +1,16 @@
 //! The window products of a P1, P2 and classifier step (`awd::bench::roofline`'s shapes, as the
-//! step orients them) through awd's products against the `gemm` crate called directly,
-//! one call each alternated 40 times, with the best GFLOP/s of each (on a shared host the best
-//! of many short calls is steadier than a mean) and their ratio:
-//! `cargo run --release --example blocked_gemm [p1|p2|clas]`. On an AVX2-only CPU awd's
+//! step orients them) through awd's products against the `gemm` crate
+//! (`kernels::gemm::crate_gemm`), one call each alternated 40 times, with the best GFLOP/s of
+//! each (on a shared host the best of many short calls is steadier than a mean) and their
+//! ratio: `cargo run --release --example blocked_gemm [p1|p2|clas]`. On an AVX2-only CPU awd's
 //! products are `kernels::gemm_avx2`; elsewhere both sides are the `gemm` crate.
 use std::time::Instant;
 
 use awd::bench::roofline::{clas_shapes, step_shapes};
-use awd::kernels::gemm::{Mat, gemm};
+use awd::kernels::gemm::{crate_gemm, gemm};
 
 /// Alternated calls of each side per shape.
 const CALLS: usize = 40;
-
-/// `c = a · b` through the `gemm` crate on rayon's pool, as `kernels::gemm` calls it elsewhere.
-fn crate_gemm(c: &mut [f32], a: Mat<'_>, b: Mat<'_>) {
-    let strides = |m: &Mat<'_>| match m.transposed {
-        true => (m.rows as isize, 1),
-        false => (1, m.cols as isize),
-    };
-    let ((a_cs, a_rs), (b_cs, b_rs)) = (strides(&a), strides(&b));
-    // SAFETY: both views lie inside their slices and `c` holds `a.rows x b.cols` values.
-    unsafe {
-        gemm::gemm(
-            a.rows,
-            b.cols,
-            a.cols,
-            c.as_mut_ptr(),
-            1,
-            b.cols as isize,
-            false,
-            a.data.as_ptr(),
-            a_cs,
-            a_rs,
-            b.data.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        )
-    }
-}
 
 /// Seconds of one call of `f`.
 fn time(mut f: impl FnMut()) -> f64 {
@@ -62,20 +29,14 @@ fn main() {
     };
     println!("{which}: awd's products against the gemm crate, best of {CALLS} alternated calls");
     for s in shapes.iter().filter(|s| !s.panels) {
-        let (a, b) = (vec![0.01f32; s.m * s.k], vec![0.02f32; s.k * s.n]);
+        let (a, b) = s.operands();
         let mut c = vec![0f32; s.m * s.n];
-        let am = match s.a_t {
-            true => Mat::t(&a, s.k, s.m),
-            false => Mat::new(&a, s.m, s.k),
-        };
-        let bm = match s.b_t {
-            true => Mat::t(&b, s.n, s.k),
-            false => Mat::new(&b, s.k, s.n),
-        };
+        let (am, bm) = s.views(&a, &b);
         let (mut own, mut other) = (f64::MAX, f64::MAX);
         for call in 0..CALLS + 2 {
             let x = time(|| gemm(&mut c, am, bm, false));
-            let y = time(|| crate_gemm(&mut c, am, bm));
+            // SAFETY: `c` holds `m x n` values and is not an operand.
+            let y = time(|| unsafe { crate_gemm(c.as_mut_ptr(), am, bm, false, 1.0) });
             // The first two calls warm the caches and the pool.
             if call >= 2 {
                 (own, other) = (own.min(x), other.min(y));

@@ -30,6 +30,25 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// Operands of the shape's sizes, `A` `m x k` and `B` `k x n` (constants), stored as
+    /// [`Shape::views`] reads them.
+    pub fn operands(&self) -> (Vec<f32>, Vec<f32>) {
+        (vec![0.01; self.m * self.k], vec![0.02; self.k * self.n])
+    }
+
+    /// `a` and `b` seen as the step orients them (transposed where `a_t`, `b_t`).
+    pub fn views<'a>(&self, a: &'a [f32], b: &'a [f32]) -> (Mat<'a>, Mat<'a>) {
+        let am = match self.a_t {
+            true => Mat::t(a, self.k, self.m),
+            false => Mat::new(a, self.m, self.k),
+        };
+        let bm = match self.b_t {
+            true => Mat::t(b, self.n, self.k),
+            false => Mat::new(b, self.k, self.n),
+        };
+        (am, bm)
+    }
+
     /// Floating-point operations a step (a multiply-add counts two).
     pub fn flops(&self) -> f64 {
         2.0 * (self.m * self.n * self.k * self.count) as f64
@@ -129,16 +148,9 @@ fn lstm_shapes(model: &AwdLstmConfig, b: usize, windows: &[(usize, usize)]) -> V
 /// once a window, untimed), timed for about `seconds` after one warm-up product.
 pub fn time_shape(shape: &Shape, precision: Precision, seconds: f64) -> f64 {
     let s = shape;
-    let (a, b) = (vec![0.01f32; s.m * s.k], vec![0.02f32; s.k * s.n]);
+    let (a, b) = s.operands();
     let mut c = vec![0f32; s.m * s.n];
-    let am = match s.a_t {
-        true => Mat::t(&a, s.k, s.m),
-        false => Mat::new(&a, s.m, s.k),
-    };
-    let bm = match s.b_t {
-        true => Mat::t(&b, s.n, s.k),
-        false => Mat::new(&b, s.k, s.n),
-    };
+    let (am, bm) = s.views(&a, &b);
     match (precision, s.panels) {
         (Precision::F32, true) => {
             let w = Panels::pack(&b, s.n, s.k);

@@ -280,38 +280,54 @@ impl Product<'_> {
             // SAFETY: `Simd::Avx2` means the CPU has AVX2 and FMA; the caller's contract.
             return unsafe { super::gemm_avx2::gemm(c, a, b, accumulate, scale) };
         }
-        let (dst_cs, dst_rs) = (1, n as isize);
-        let (a_cs, a_rs) = a.strides();
-        let (b_cs, b_rs) = b.strides();
-        let parallelism = if m * n * k >= 1 << 18 {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: the views' strides and sizes stay inside their slices (checked above), the
-        // destination holds `m * n` values and does not alias `a` or `b` (the caller's contract).
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                c,
-                dst_cs,
-                dst_rs,
-                accumulate,
-                a.data.as_ptr(),
-                a_cs,
-                a_rs,
-                b.data.as_ptr(),
-                b_cs,
-                b_rs,
-                1.0,
-                scale,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        // SAFETY: the caller's contract.
+        unsafe { crate_gemm(c, a, b, accumulate, scale) }
+    }
+}
+
+/// `c = accumulate·c + scale · a · b` through the `gemm` crate, on rayon's pool where the
+/// product is large: the f32 products everywhere but where [`super::gemm_avx2`] takes them,
+/// and what `examples/blocked_gemm.rs` holds that against.
+///
+/// # Safety
+/// `c` holds `a.rows · b.cols` values, valid for writes, initialized if `accumulate`, and does
+/// not overlap `a` or `b`.
+pub unsafe fn crate_gemm(c: *mut f32, a: Mat<'_>, b: Mat<'_>, accumulate: bool, scale: f32) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        k == b.rows && a.data.len() >= m * k && b.data.len() >= k * n,
+        "product shapes"
+    );
+    let (a_cs, a_rs) = a.strides();
+    let (b_cs, b_rs) = b.strides();
+    let parallelism = if m * n * k >= 1 << 18 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: each view's strides and sizes stay inside its slice (checked), the destination
+    // holds `m * n` values and does not alias `a` or `b` (the caller's contract).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }
