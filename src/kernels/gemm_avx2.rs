@@ -82,10 +82,11 @@ pub unsafe fn gemm(c: *mut f32, a: Mat<'_>, b: Mat<'_>, accumulate: bool, scale:
         let task = |t: usize| {
             let (rb, g) = (t / groups, t % groups);
             let ic = rb * panels / row_blocks * MR;
+            let rows = (ic, ((rb + 1) * panels / row_blocks * MR).min(m) - ic);
             let s = (g * per_group)..((g + 1) * per_group).min(strips);
             for pc in (0..k).step_by(KC) {
                 let block = Block {
-                    rows: (ic, ((rb + 1) * panels / row_blocks * MR).min(m) - ic),
+                    rows,
                     cols: (jc, nc),
                     depth: (pc, KC.min(k - pc)),
                 };
