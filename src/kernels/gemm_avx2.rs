@@ -146,15 +146,15 @@ fn pack_b(b: Mat<'_>, (jc, nc): (usize, usize), out: &mut [f32], par: bool) {
     }
 }
 
-/// Writes `scale ·` the first steps of six rows (all as long, or empty past the last) into
+/// Writes `scale ·` the first steps of six rows (all as long; an empty one reads as zeros) into
 /// `panel` `[kc][6]`, eight steps at a time through a register transpose; returns the steps
-/// written (those of the last eight-step group that would store past `panel`, and all when a
-/// row is missing, are left to the caller).
+/// written (those of the last eight-step group that would store past `panel`, and all when the
+/// rows differ in length, are left to the caller).
 #[target_feature(enable = "avx2")]
-unsafe fn pack_rows(rows: &[&[f32]; MR], scale: f32, panel: &mut [f32]) -> usize {
+pub(super) unsafe fn pack_rows(rows: &[&[f32]; MR], scale: f32, panel: &mut [f32]) -> usize {
     use std::arch::x86_64::*;
     let kc = rows[0].len();
-    if rows.iter().any(|r| r.len() != kc) {
+    if rows.iter().any(|r| !r.is_empty() && r.len() != kc) {
         return 0;
     }
     let s = _mm256_set1_ps(scale);
@@ -162,8 +162,8 @@ unsafe fn pack_rows(rows: &[&[f32]; MR], scale: f32, panel: &mut [f32]) -> usize
     // Each column of eight is stored whole at its six-value slot, the next slot's store
     // overwriting the two extra values: the last store reaches 8 values past its slot.
     while kk + 8 <= kc && (kk + 7) * MR + 8 <= panel.len() {
-        let r: [__m256; 8] = std::array::from_fn(|i| match i < MR {
-            // SAFETY: kk + 8 <= kc, the rows' length.
+        let r: [__m256; 8] = std::array::from_fn(|i| match i < MR && !rows[i].is_empty() {
+            // SAFETY: kk + 8 <= kc, the row's length.
             true => _mm256_mul_ps(s, unsafe { _mm256_loadu_ps(rows[i].as_ptr().add(kk)) }),
             false => _mm256_setzero_ps(),
         });
@@ -272,12 +272,32 @@ impl Block {
                 // columns j0..j0 + 16 lie inside `c` where w = 16 (the contract).
                 unsafe {
                     if w == NR {
-                        panel_avx2::columns(r, strip, panel.as_ptr(), (1, MR), kc, out, ldc, add);
+                        panel_avx2::columns(
+                            r,
+                            strip,
+                            panel.as_ptr(),
+                            (1, MR),
+                            kc,
+                            out,
+                            ldc,
+                            add,
+                            None,
+                        );
                         continue;
                     }
                     // A last, narrower strip: through a register block's scratch.
                     let scratch = edge.as_mut_ptr();
-                    panel_avx2::columns(r, strip, panel.as_ptr(), (1, MR), kc, scratch, NR, false);
+                    panel_avx2::columns(
+                        r,
+                        strip,
+                        panel.as_ptr(),
+                        (1, MR),
+                        kc,
+                        scratch,
+                        NR,
+                        false,
+                        None,
+                    );
                     for (rr, row) in edge.chunks_exact(NR).take(r).enumerate() {
                         let dst = std::slice::from_raw_parts_mut(out.add(rr * ldc), w);
                         for (d, v) in dst.iter_mut().zip(row) {
