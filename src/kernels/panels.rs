@@ -22,10 +22,12 @@ use super::op::SharedOut;
 use super::panel_avx2;
 use super::transpose::transpose_into;
 
-/// Panels at least this large (bytes) are streamed from memory on every product, not kept in
-/// cache: [`panel_avx2`] prefetches them ahead.
+/// Panels at least this large (bytes), more than two cores' L2 holds, come from L3 or memory
+/// on every product: [`panel_avx2`] prefetches them ahead. On a Zen 3 (512 KB L2 a core),
+/// alternated with the prefetch off (medians of eight): 0.96-1.11x at H = 400, 512 and 640
+/// (2.5-6.5 MB) at batch 32 and 64, 1.17-1.22x at H = 1152 (21 MB).
 #[cfg(target_arch = "x86_64")]
-const STREAM_BYTES: usize = 8 << 20;
+const STREAM_BYTES: usize = 2 << 20;
 
 /// How the panels are multiplied on this CPU, and their rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +128,6 @@ impl Panels {
             // SAFETY: `Kernel::Avx2` is chosen only where the CPU has AVX2 and FMA.
             unsafe { panel_avx2::Batch::pack(x, n, k) }
         });
-        // Measured on a Zen 3 (512 KB L2 a core): prefetching paid at 21 MB, not at 2.5-4 MB.
         #[cfg(target_arch = "x86_64")]
         let stream = self.data.len() * 4 >= STREAM_BYTES;
         let panel = |p: usize| {
