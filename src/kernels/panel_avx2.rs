@@ -141,20 +141,13 @@ pub(super) unsafe fn columns(
 ) {
     // SAFETY: the caller's contract.
     unsafe {
+        // Without a prefetch the block's pointer is never read.
+        let p = prefetch.unwrap_or((a.cast(), 0));
         macro_rules! run {
             ($n:literal) => {
-                match prefetch {
-                    Some(p) => block::<$n, true>(a, b, strides, depth, c, ldc, accumulate, p),
-                    None => block::<$n, false>(
-                        a,
-                        b,
-                        strides,
-                        depth,
-                        c,
-                        ldc,
-                        accumulate,
-                        (b as *const u8, 0),
-                    ),
+                match prefetch.is_some() {
+                    true => block::<$n, true>(a, b, strides, depth, c, ldc, accumulate, p),
+                    false => block::<$n, false>(a, b, strides, depth, c, ldc, accumulate, p),
                 }
             };
         }
@@ -232,8 +225,9 @@ mod tests {
     use super::*;
 
     /// Against the naive sums, wherever the CPU has AVX2 + FMA (whatever `AWD_SIMD` and the
-    /// panels' choice on this CPU): short and full panels, column counts around the block's six,
-    /// depths around `KC`, written and accumulated.
+    /// panels' choice on this CPU): short and full panels, column counts around the block's six
+    /// (in even groups), depths around `KC`, written and accumulated, with and without the
+    /// prefetch.
     #[test]
     fn panel_product_matches_the_naive_sums() {
         if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
@@ -264,14 +258,15 @@ mod tests {
                     _ => 0.0,
                 })
                 .collect();
-            for accumulate in [false, true] {
+            for (accumulate, stream) in [(false, false), (true, false), (false, true), (true, true)]
+            {
                 let mut out: Vec<f32> = (0..n * ldo)
                     .map(|i| if i % ldo < m { 9.0 } else { 0.0 })
                     .collect();
                 // SAFETY: checked the features above; `out` holds n columns of `ldo` ≥ m rows.
                 unsafe {
                     let x = Batch::pack(&x, n, k);
-                    panel_product(&panel, &x, m, out.as_mut_ptr(), ldo, accumulate, k > 300)
+                    panel_product(&panel, &x, m, out.as_mut_ptr(), ldo, accumulate, stream)
                 };
                 let shift = if accumulate { 9.0 } else { 0.0 };
                 let want: Vec<f32> = want
@@ -279,7 +274,10 @@ mod tests {
                     .enumerate()
                     .map(|(i, w)| if i % ldo < m { w + shift } else { 0.0 })
                     .collect();
-                assert_eq!(out, want, "m {m} n {n} k {k} accumulate {accumulate}");
+                assert_eq!(
+                    out, want,
+                    "m {m} n {n} k {k} accumulate {accumulate} stream {stream}"
+                );
             }
         }
     }
