@@ -146,12 +146,24 @@ fn pack_b(b: Mat<'_>, (jc, nc): (usize, usize), out: &mut [f32], par: bool) {
     }
 }
 
-/// Writes `scale ·` the first steps of six rows (all as long; an empty one reads as zeros) into
-/// `panel` `[kc][6]`, eight steps at a time through a register transpose; returns the steps
-/// written (those of the last eight-step group that would store past `panel`, and all when the
-/// rows differ in length, are left to the caller).
+/// Writes `scale ·` six rows (an empty or short one reads as zeros past its end) into `panel`
+/// `[kc][6]`: eight steps at a time through a register transpose where the rows are all as long
+/// (or empty), the last steps one value at a time.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn pack_rows(rows: &[&[f32]; MR], scale: f32, panel: &mut [f32]) -> usize {
+pub(super) unsafe fn pack_rows(rows: &[&[f32]; MR], scale: f32, panel: &mut [f32]) {
+    // SAFETY: the CPU has AVX2 (this fn's contract).
+    let done = unsafe { pack_rows_transposed(rows, scale, panel) };
+    for (kk, dst) in panel.chunks_exact_mut(MR).enumerate().skip(done) {
+        for (d, row) in dst.iter_mut().zip(rows) {
+            *d = row.get(kk).map_or(0.0, |v| v * scale);
+        }
+    }
+}
+
+/// [`pack_rows`]'s eight-step groups; returns the steps written (those of the last group that
+/// would store past `panel`, and all when the rows differ in length, are left to the caller).
+#[target_feature(enable = "avx2")]
+unsafe fn pack_rows_transposed(rows: &[&[f32]; MR], scale: f32, panel: &mut [f32]) -> usize {
     use std::arch::x86_64::*;
     let kc = rows[0].len();
     if rows.iter().any(|r| !r.is_empty() && r.len() != kc) {
@@ -233,12 +245,7 @@ impl Block {
                     false => &[][..],
                 });
                 // SAFETY: `gemm`'s contract: the CPU has AVX2.
-                let done = unsafe { pack_rows(&rows, scale, panel) };
-                for (kk, dst) in panel.chunks_exact_mut(MR).enumerate().skip(done) {
-                    for (d, row) in dst.iter_mut().zip(&rows) {
-                        *d = row.get(kk).map_or(0.0, |v| v * scale);
-                    }
-                }
+                unsafe { pack_rows(&rows, scale, panel) };
             }
         }
     }

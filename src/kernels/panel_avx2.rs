@@ -43,12 +43,7 @@ impl Batch {
                 false => &[][..],
             });
             // SAFETY: the CPU has AVX2 (this fn's contract).
-            let done = unsafe { super::gemm_avx2::pack_rows(&rows, 1.0, group) };
-            for (kk, step) in group.chunks_exact_mut(NR).enumerate().skip(done) {
-                for (v, row) in step.iter_mut().zip(&rows) {
-                    *v = row.get(kk).copied().unwrap_or(0.0);
-                }
-            }
+            unsafe { super::gemm_avx2::pack_rows(&rows, 1.0, group) };
         }
         Self { data, n, k }
     }
