@@ -276,12 +276,28 @@ impl Product<'_> {
             return unsafe { bf16::packed_product_into(c, n, &pa, &pb, accumulate, scale) };
         }
         #[cfg(target_arch = "x86_64")]
-        if super::math::simd() == super::math::Simd::Avx2 && super::gemm_avx2::suits(m, n, k) {
-            // SAFETY: `Simd::Avx2` means the CPU has AVX2 and FMA; the caller's contract.
+        if own_blocked(m, n, k) {
+            // SAFETY: `own_blocked` means `Simd::Avx2`: the CPU has AVX2 and FMA; the caller's
+            // contract.
             return unsafe { super::gemm_avx2::gemm(c, a, b, accumulate, scale) };
         }
         // SAFETY: the caller's contract.
         unsafe { crate_gemm(c, a, b, accumulate, scale) }
+    }
+}
+
+/// Whether an f32 product `[m, k] · [k, n]` runs awd's own blocked GEMM here
+/// ([`super::gemm_avx2`]: CPUs with AVX2 and FMA but no AVX-512, operands big enough to pack)
+/// rather than the `gemm` crate; the two favour different orientations of some products.
+pub fn own_blocked(m: usize, n: usize, k: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::math::simd() == super::math::Simd::Avx2 && super::gemm_avx2::suits(m, n, k)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, n, k);
+        false
     }
 }
 
