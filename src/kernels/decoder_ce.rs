@@ -171,16 +171,20 @@ pub fn grad_x(d: &LogitGrad, w: &[f32], scale: f32, s: Shape) -> Vec<f32> {
     }
 }
 
-/// `dW = scale · d^T · x` `[V, E]`. The `gemm` crate runs it as `x^T · d` `[E, V]`, then
-/// transposed: with the long dimension V as the product's columns it is 10–20% faster there
-/// (examples/gemm_shapes.rs). awd's own AVX2 GEMM takes it as it is, 1.15–1.37x faster than
-/// the other way (`d` packed once instead of a pass of 448 columns at a time, no transpose).
+/// `dW = scale · d^T · x` `[V, E]`. Where awd's own AVX2 GEMM runs it, as it is: 1.37–1.42x
+/// faster than `x^T · d` at P1 and P2's shapes (`examples/gemm_shapes.rs --decoder`; `d` is
+/// packed once instead of a pass of 448 columns at a time). Elsewhere as `x^T · d` `[E, V]`,
+/// then transposed: with the long dimension V as the product's columns the `gemm` crate runs
+/// it 10–20% faster.
 pub fn grad_w(d: &LogitGrad, x: &[f32], scale: f32, s: Shape) -> Vec<f32> {
     let (n, e, v) = s.dims;
+    if let LogitGrad::F32(d) = d
+        && s.precision == Precision::F32
+        && own_blocked(v, e, n)
+    {
+        return product(Mat::t(d, n, v), Mat::new(x, n, e), scale);
+    }
     let dw_t = match d {
-        LogitGrad::F32(d) if s.precision == Precision::F32 && own_blocked(v, e, n) => {
-            return product(Mat::t(d, n, v), Mat::new(x, n, e), scale);
-        }
         LogitGrad::F32(d) => product_in(s.precision, Mat::t(x, n, e), Mat::new(d, n, v), scale),
         LogitGrad::Bf16(d) => packed_product(
             &PackedA::new(Mat::t(x, n, e)),
