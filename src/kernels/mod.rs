@@ -5,9 +5,9 @@
 //! - [`decoder_ce`]: tied decoder + cross-entropy as one op, chunked when only the loss is needed.
 //! - [`adam`]: Burn's Adam in one pass per parameter.
 //! - [`gemm`], [`panels`], [`math`], [`transpose`]: the products, vectorized activations (AVX-512,
-//!   AVX2 or portable, picked at run time) and transposes they are made of; `panel_avx2`: the
-//!   recurrent panels' own microkernel on CPUs with AVX2 but not AVX-512, and `gemm_avx2` the
-//!   blocked GEMM around it that multiplies the window products there;
+//!   AVX2 or portable, picked at run time) and transposes they are made of; `panel_avx512` and
+//!   `panel_avx2`: the recurrent panels' own microkernels, and `gemm_avx2` the blocked GEMM
+//!   around the AVX2 one that multiplies the window products on CPUs without AVX-512;
 //!   [`peak`]: the machine's measured f32 FMA peak they are held against.
 //! - [`bf16`]: the products with bf16 operands and f32 sums (`--precision bf16`): Intel AMX tiles,
 //!   AVX512-BF16, or emulated where the CPU has neither.
@@ -17,7 +17,7 @@
 //!   the autodiff-or-plain skeleton and host buffers; [`workers`]: running a job on the pool
 //!   its kernels split their work over.
 //!
-//! `examples/kernel_times.rs`, `gemm_shapes.rs`, `panel_gemm.rs`, `blocked_gemm.rs` and `bf16_gemm.rs` measure
+//! `examples/kernel_times.rs`, `gemm_shapes.rs`, `panel_gemm.rs`, `panel_vs_crate.rs`, `blocked_gemm.rs` and `bf16_gemm.rs` measure
 //! them.
 
 pub mod adam;
@@ -36,6 +36,8 @@ pub mod math;
 pub mod op;
 #[cfg(target_arch = "x86_64")]
 pub mod panel_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod panel_avx512;
 pub mod panels;
 pub mod peak;
 pub mod transpose;

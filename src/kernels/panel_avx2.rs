@@ -37,7 +37,7 @@ impl Batch {
     pub unsafe fn pack(x: &[f32], n: usize, k: usize) -> Self {
         assert!(x.len() >= n * k);
         let mut data = vec![0.0f32; n.div_ceil(NR) * NR * k];
-        for ((j0, cols), group) in groups(n).zip(data.chunks_exact_mut(NR * k)) {
+        for ((j0, cols), group) in groups(n, NR).zip(data.chunks_exact_mut(NR * k)) {
             let rows: [&[f32]; NR] = std::array::from_fn(|j| match j < cols {
                 true => &x[(j0 + j) * k..][..k],
                 false => &[][..],
@@ -49,9 +49,9 @@ impl Batch {
     }
 }
 
-/// `(first column, columns)` of each group of a batch of `n`.
-fn groups(n: usize) -> impl Iterator<Item = (usize, usize)> {
-    let g = n.div_ceil(NR);
+/// `(first column, columns)` of each group of at most `nr` of a batch of `n`.
+pub(super) fn groups(n: usize, nr: usize) -> impl Iterator<Item = (usize, usize)> {
+    let g = n.div_ceil(nr);
     (0..g).map(move |i| (i * n / g, (i + 1) * n / g - i * n / g))
 }
 
@@ -104,7 +104,7 @@ pub unsafe fn panel_product(
             false => KC.min(k),
         };
         let step = (next_depth * ROWS * 4).div_ceil(n.div_ceil(NR) * depth);
-        for (g, (j0, cols)) in groups(n).enumerate() {
+        for (g, (j0, cols)) in groups(n, NR).enumerate() {
             let b = x.data[(g * k + k0) * NR..].as_ptr();
             let c = out.wrapping_add(j0 * ldo);
             let add = accumulate || k0 > 0;

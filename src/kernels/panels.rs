@@ -9,18 +9,19 @@
 //! 1.2x (forward) and 1.2–2.5x (backward) over the best plain orientation at H = 200, 512 and
 //! 1152.
 //!
-//! With AVX-512 a panel is 64 rows, within two of the `gemm` crate's microkernel row blocks
-//! there: in a taller call `gemm` packs the right operand (`xᵀ`) again on every call. With AVX2 +
-//! FMA a panel is 16 rows and [`super::panel_avx2`] multiplies it (`gemm` repacked the panel at
-//! batches over 48; on a Zen 3, paired runs: 1.04–1.37x `gemm` on 32-row panels, themselves
-//! 1.0–1.3x 64-row ones). Elsewhere 32 rows through `gemm`.
+//! With AVX-512 a panel is 32 rows and [`super::panel_avx512`] multiplies it (on an Intel Xeon,
+//! `examples/panel_vs_crate.rs`: 1.00–1.22x the `gemm` crate on its 64-row panels, which are
+//! what `AWD_PANELS=gemm` keeps). With AVX2 + FMA a panel is 16 rows and [`super::panel_avx2`]
+//! multiplies it (`gemm` repacked the panel at batches over 48; on a Zen 3, paired runs:
+//! 1.04–1.37x `gemm` on 32-row panels, themselves 1.0–1.3x 64-row ones). Elsewhere 32 rows
+//! through `gemm`.
 
 use rayon::prelude::*;
 
 use super::op::SharedOut;
-#[cfg(target_arch = "x86_64")]
-use super::panel_avx2;
 use super::transpose::transpose_into;
+#[cfg(target_arch = "x86_64")]
+use super::{panel_avx2, panel_avx512};
 
 /// Panels at least this large (bytes), more than two cores' L2 holds, come from L3 or memory
 /// on every product: [`panel_avx2`] prefetches them ahead. On a Zen 3 (512 KB L2 a core),
@@ -37,12 +38,18 @@ enum Kernel {
     /// [`panel_avx2`]'s microkernel, on 16-row panels.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// [`panel_avx512`]'s microkernel, on 32-row panels.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Kernel {
+    /// On AVX-512, `AWD_PANELS=gemm` (for comparing the two) keeps the `gemm` crate.
     fn get() -> Self {
         use super::math::{Simd, simd};
         match simd() {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 if std::env::var("AWD_PANELS").as_deref() != Ok("gemm") => Kernel::Avx512,
             Simd::Avx512 => Kernel::Gemm(64),
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2 => Kernel::Avx2,
@@ -55,8 +62,17 @@ impl Kernel {
             Kernel::Gemm(rows) => rows,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => panel_avx2::ROWS,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => panel_avx512::ROWS,
         }
     }
+}
+
+/// The batch of a product, packed for the panels' own microkernel.
+#[cfg(target_arch = "x86_64")]
+enum Batch<'a> {
+    Avx2(panel_avx2::Batch),
+    Avx512(panel_avx512::Batch<'a>),
 }
 
 /// A `[rows, k]` matrix in panels of `panel` rows, each stored `[k][panel]` (zero-padded).
@@ -124,10 +140,12 @@ impl Panels {
         }
         let dst = SharedOut(out.as_mut_ptr());
         #[cfg(target_arch = "x86_64")]
-        let batch = (self.kernel == Kernel::Avx2).then(|| {
+        let batch = match self.kernel {
             // SAFETY: `Kernel::Avx2` is chosen only where the CPU has AVX2 and FMA.
-            unsafe { panel_avx2::Batch::pack(x, n, k) }
-        });
+            Kernel::Avx2 => Some(Batch::Avx2(unsafe { panel_avx2::Batch::pack(x, n, k) })),
+            Kernel::Avx512 => Some(Batch::Avx512(panel_avx512::Batch::new(x, n, k))),
+            Kernel::Gemm(_) => None,
+        };
         #[cfg(target_arch = "x86_64")]
         let stream = self.data.len() * 4 >= STREAM_BYTES;
         let panel = |p: usize| {
@@ -136,11 +154,19 @@ impl Panels {
             let data = &self.data[p * width * k..(p + 1) * width * k];
             #[cfg(target_arch = "x86_64")]
             if let Some(batch) = &batch {
-                // SAFETY: `Kernel::Avx2` is chosen only where the CPU has AVX2 and FMA; the
-                // panel writes `out[j * rows + r0 + r]` for r < m, j < n, inside `out`
-                // (checked above), and no other panel writes those elements.
+                let out = dst.at(r0);
+                // SAFETY: each kernel is chosen only where the CPU has its features; the panel
+                // writes `out[j * rows + r0 + r]` for r < m, j < n, inside `out` (checked
+                // above), and no other panel writes those elements.
                 unsafe {
-                    panel_avx2::panel_product(data, batch, m, dst.at(r0), rows, accumulate, stream)
+                    match batch {
+                        Batch::Avx2(x) => {
+                            panel_avx2::panel_product(data, x, m, out, rows, accumulate, stream)
+                        }
+                        Batch::Avx512(x) => {
+                            panel_avx512::panel_product(data, x, m, out, rows, accumulate, stream)
+                        }
+                    }
                 };
                 return;
             }
