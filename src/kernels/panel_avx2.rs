@@ -97,13 +97,7 @@ pub unsafe fn panel_product(
     for k0 in (0..k).step_by(KC) {
         let depth = KC.min(k - k0);
         let a = panel[k0 * ROWS..].as_ptr();
-        // The next block's lines, spread evenly over every group's steps: `step` bytes a step.
-        let next = a.wrapping_add(depth * ROWS) as *const u8;
-        let next_depth = match k0 + KC < k {
-            true => KC.min(k - k0 - KC),
-            false => KC.min(k),
-        };
-        let step = (next_depth * ROWS * 4).div_ceil(n.div_ceil(NR) * depth);
+        let (next, step) = next_block(a, (ROWS, KC), (k0, depth, k), n.div_ceil(NR));
         for (g, (j0, cols)) in groups(n, NR).enumerate() {
             let b = x.data[(g * k + k0) * NR..].as_ptr();
             let c = out.wrapping_add(j0 * ldo);
@@ -114,6 +108,24 @@ pub unsafe fn panel_product(
             unsafe { columns(cols, a, b, (1, NR), depth, c, ldo, add, prefetch) }
         }
     }
+}
+
+/// Where the depth block after the one at `a` (steps `k0..k0 + depth` of `k` in a panel of
+/// `rows`, blocks of `kc` steps) starts, or the next panel's first block after the last one,
+/// and how many of its bytes to prefetch at each step of each of `groups` column groups: its
+/// lines spread evenly over the block's steps.
+pub(super) fn next_block(
+    a: *const f32,
+    (rows, kc): (usize, usize),
+    (k0, depth, k): (usize, usize, usize),
+    groups: usize,
+) -> (*const u8, usize) {
+    let next_depth = match k0 + kc < k {
+        true => kc.min(k - k0 - kc),
+        false => kc.min(k),
+    };
+    let step = (next_depth * rows * 4).div_ceil(groups * depth);
+    (a.wrapping_add(depth * rows) as *const u8, step)
 }
 
 /// [`block`] for `cols` ≤ 6 columns, chosen at run time; with `prefetch`, one line of it a

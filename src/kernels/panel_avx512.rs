@@ -65,12 +65,7 @@ pub unsafe fn panel_product(
     for k0 in (0..k).step_by(KC) {
         let depth = KC.min(k - k0);
         let a = panel[k0 * ROWS..].as_ptr();
-        let next = a.wrapping_add(depth * ROWS) as *const u8;
-        let next_depth = match k0 + KC < k {
-            true => KC.min(k - k0 - KC),
-            false => KC.min(k),
-        };
-        let step = (next_depth * ROWS * 4).div_ceil(groups * depth);
+        let (next, step) = super::panel_avx2::next_block(a, (ROWS, KC), (k0, depth, k), groups);
         for (g, (j0, cols)) in super::panel_avx2::groups(n, NR).enumerate() {
             let b = x.x[j0 * k + k0..].as_ptr();
             let c = out.wrapping_add(j0 * ldo);
