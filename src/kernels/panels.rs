@@ -68,7 +68,8 @@ impl Kernel {
     }
 }
 
-/// The batch of a product, packed for the panels' own microkernel.
+/// The batch of a product as the panels' own microkernel reads it: packed for AVX2, in place
+/// for AVX-512.
 #[cfg(target_arch = "x86_64")]
 enum Batch<'a> {
     Avx2(panel_avx2::Batch),
