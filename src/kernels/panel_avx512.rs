@@ -25,7 +25,7 @@ const NR: usize = 12;
 /// The batch `x` `[n, k]` as it is (row-major): a block's broadcasts read its rows' steps in
 /// place, twelve sequential streams. A copy packed `[k][12]` (as `panel_avx2` makes) cost a
 /// fifth of the product's time at 32 × 2,048 and made it 0.5–0.9x the crate on the backward
-/// products; read in place, 1.02–1.28x.
+/// products; read in place, 1.00–1.22x.
 pub struct Batch<'a> {
     x: &'a [f32],
     n: usize,
@@ -41,7 +41,7 @@ impl<'a> Batch<'a> {
 
 /// `out[j·ldo + r] = Σ_kk panel[kk·32 + r] · x[j·k + kk]` for `r < m`, `j < n` (added to `out`
 /// with `accumulate`): one `[32, k]` panel stored `[k][32]` (rows from `m` on zero) times the
-/// batch `x` `[n, k]` (packed), into a batch-major `out`. With `stream`, each depth block
+/// batch `x` `[n, k]` (read in place), into a batch-major `out`. With `stream`, each depth block
 /// prefetches the next one as [`super::panel_avx2::panel_product`] does.
 ///
 /// # Safety
@@ -72,8 +72,8 @@ pub unsafe fn panel_product(
             let add = accumulate || k0 > 0;
             let prefetch = stream.then(|| (next.wrapping_add(g * depth * step), step));
             // SAFETY: rows 0..m of columns j0..j0+cols at `c` are inside `out` (contract), the
-            // stores masked to them; the group holds `[k][12]` steps of its columns, the panel
-            // `[k][32]` (checked above).
+            // stores masked to them; the batch's rows j0..j0+cols hold k steps each (checked by
+            // `Batch::new`), the panel `[k][32]` (checked above).
             unsafe { columns(cols, a, (b, k), depth, (c, ldo, masks), add, prefetch) }
         }
     }
