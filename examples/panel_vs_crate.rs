@@ -15,7 +15,8 @@ fn main() {
         for (rows, k) in [(4 * h, h), (h, 4 * h)] {
             let w: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 * 0.01).collect();
             let x: Vec<f32> = (0..b * k).map(|i| (i % 5) as f32 * 0.1).collect();
-            // SAFETY (of set_var): single-threaded here; the pool's threads read no environment.
+            // SAFETY (of set_var): only this thread reads the environment (`Panels::pack` does,
+            // here); the pool's threads sit idle between products.
             unsafe { std::env::remove_var("AWD_PANELS") };
             let own = Panels::pack(&w, rows, k);
             unsafe { std::env::set_var("AWD_PANELS", "gemm") };
