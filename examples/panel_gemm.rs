@@ -6,15 +6,14 @@
 use awd::kernels::gemm::{Mat, gemm};
 use awd::kernels::panels::Panels;
 
+#[path = "common/batch.rs"]
+mod batch;
 #[path = "common/timing.rs"]
 mod timing;
 
 fn main() {
     awd::alloc::tune();
-    let b: usize = std::env::var("BATCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
+    let b = batch::batch();
     for h in [200usize, 400, 512, 1152] {
         let g4 = 4 * h;
         let dims = (g4, b, h);

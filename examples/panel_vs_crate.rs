@@ -5,12 +5,12 @@
 //! CPU where the panels' kernel is the crate anyway (neither AVX2 nor AVX-512), both sides match.
 use awd::kernels::panels::Panels;
 
+#[path = "common/batch.rs"]
+mod batch;
+
 fn main() {
     awd::alloc::tune();
-    let b: usize = std::env::var("BATCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
+    let b = batch::batch();
     for h in [200usize, 400, 512, 1152] {
         for (rows, k) in [(4 * h, h), (h, 4 * h)] {
             let w: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 * 0.01).collect();

@@ -9,8 +9,11 @@
 //! Measured by `examples/panel_vs_crate.rs` on an Intel Xeon (Emerald Rapids, two cores; peak
 //! ~350 GFLOP/s), each product alternated with the crate's in one process: at batch 32,
 //! 1.00–1.21x over the forward and backward recurrent products at H = 200–1152 (219–302
-//! GFLOP/s); at batch 64, 1.00–1.22x (190–306). Not yet measured on Zen 4, whose 512-bit FMAs
-//! run as two halves: `AWD_PANELS=gemm` keeps the crate there for comparing.
+//! GFLOP/s); at batch 64, 1.00–1.22x (190–306). On a Zen 4 (512-bit FMAs run as two halves;
+//! peak ~234 GFLOP/s): 0.87–1.03x at batch 32 (147–219 GFLOP/s), 0.95–1.16x at batch 64
+//! (149–220); in alternated P1, P2 and classifier steps 0.96–1.11x (most 1.00–1.05x), so it
+//! is kept there too.
+//! `AWD_PANELS=gemm` keeps the crate, for comparing.
 
 use std::arch::x86_64::*;
 
