@@ -23,7 +23,7 @@ pub const ROWS: usize = 32;
 /// lines (256 steps, 32 KB, measured the same on the Xeon's 48 KB L1; Zen 4's is 32 KB).
 const KC: usize = 128;
 /// Columns a block: 24 accumulators, two panel registers and a broadcast of the 32.
-const NR: usize = 12;
+pub(super) const NR: usize = 12;
 
 /// The batch `x` `[n, k]` as it is (row-major): a block's broadcasts read its rows' steps in
 /// place, twelve sequential streams. A copy packed `[k][12]` (as `panel_avx2` makes) cost a

@@ -69,11 +69,11 @@ impl Kernel {
 }
 
 /// The batch of a product as the panels' own microkernel reads it: packed for AVX2, in place
-/// for AVX-512.
+/// for AVX-512 (each task takes its columns' rows of `x`).
 #[cfg(target_arch = "x86_64")]
-enum Batch<'a> {
+enum Batch {
     Avx2(panel_avx2::Batch),
-    Avx512(panel_avx512::Batch<'a>),
+    Avx512,
 }
 
 /// A `[rows, k]` matrix in panels of `panel` rows, each stored `[k][panel]` (zero-padded).
@@ -144,51 +144,65 @@ impl Panels {
         let batch = match self.kernel {
             // SAFETY: `Kernel::Avx2` is chosen only where the CPU has AVX2 and FMA.
             Kernel::Avx2 => Some(Batch::Avx2(unsafe { panel_avx2::Batch::pack(x, n, k) })),
-            Kernel::Avx512 => Some(Batch::Avx512(panel_avx512::Batch::new(x, n, k))),
+            Kernel::Avx512 => Some(Batch::Avx512),
             Kernel::Gemm(_) => None,
         };
         #[cfg(target_arch = "x86_64")]
         let stream = self.data.len() * 4 >= STREAM_BYTES;
-        let panel = |p: usize| {
+        let panels = rows.div_ceil(width);
+        // Fewer panels than a few a thread (the backward's H rows at H = 200: 7 panels) leave a
+        // thread idle for a panel's time at the end: on AVX-512 each task then takes one
+        // panel's product with one group of the batch's columns (the batch is read in place,
+        // so a task's columns are just its rows of `x`).
+        let span = match self.kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 if panels < 8 * rayon::current_num_threads() => panel_avx512::NR,
+            _ => n,
+        };
+        let parts = n.div_ceil(span);
+        let panel = |task: usize| {
+            let (p, j0) = (task / parts, task % parts * span);
+            let j1 = n.min(j0 + span);
             let r0 = p * width;
             let m = width.min(rows - r0);
             let data = &self.data[p * width * k..(p + 1) * width * k];
             #[cfg(target_arch = "x86_64")]
             if let Some(batch) = &batch {
-                let out = dst.at(r0);
-                // SAFETY: each kernel is chosen only where the CPU has its features; the panel
-                // writes `out[j * rows + r0 + r]` for r < m, j < n, inside `out` (checked
-                // above), and no other panel writes those elements.
+                let out = dst.at(j0 * rows + r0);
+                // SAFETY: each kernel is chosen only where the CPU has its features; the task
+                // writes `out[j * rows + r0 + r]` for r < m, j0 ≤ j < j1 ≤ n, inside `out`
+                // (checked above), and no other task writes those elements.
                 unsafe {
                     match batch {
                         Batch::Avx2(x) => {
                             panel_avx2::panel_product(data, x, m, out, rows, accumulate, stream)
                         }
-                        Batch::Avx512(x) => {
-                            panel_avx512::panel_product(data, x, m, out, rows, accumulate, stream)
+                        Batch::Avx512 => {
+                            let x = panel_avx512::Batch::new(&x[j0 * k..j1 * k], j1 - j0, k);
+                            panel_avx512::panel_product(data, &x, m, out, rows, accumulate, stream)
                         }
                     }
                 };
                 return;
             }
-            // SAFETY: the panel's product is `m x n` with depth `k`: its left operand is the
-            // panel's `[k][width]` block (column stride `width`, row stride 1) inside `data`;
-            // the right operand `xᵀ` (`k x n`, element (kk, j) at `j * k + kk`) lies inside `x`
-            // (checked above); it writes `out[j * rows + r0 + r]` for r < m, j < n, inside
-            // `out`, and no other panel writes those columns.
+            // SAFETY: the task's product is `m x (j1 - j0)` with depth `k`: its left operand is
+            // the panel's `[k][width]` block (column stride `width`, row stride 1) inside
+            // `data`; the right operand `xᵀ` (`k x n`, element (kk, j) at `j * k + kk`) lies
+            // inside `x` (checked above); it writes `out[j * rows + r0 + r]` for r < m,
+            // j0 ≤ j < j1 ≤ n, inside `out`, and no other task writes those elements.
             unsafe {
                 gemm::gemm(
                     m,
-                    n,
+                    j1 - j0,
                     k,
-                    dst.at(r0),
+                    dst.at(j0 * rows + r0),
                     rows as isize,
                     1,
                     accumulate,
                     data.as_ptr(),
                     width as isize,
                     1,
-                    x.as_ptr(),
+                    x[j0 * k..].as_ptr(),
                     k as isize,
                     1,
                     1.0,
@@ -200,11 +214,10 @@ impl Panels {
                 );
             }
         };
-        let panels = rows.div_ceil(width);
         if rows * n * k >= 1 << 18 {
-            (0..panels).into_par_iter().for_each(panel);
+            (0..panels * parts).into_par_iter().for_each(panel);
         } else {
-            (0..panels).for_each(panel);
+            (0..panels * parts).for_each(panel);
         }
     }
 }
@@ -224,7 +237,8 @@ mod tests {
     }
 
     /// Both packings against the naive product, for sizes around the panel height, with and
-    /// without accumulation.
+    /// without accumulation, on few panels (their tasks split over the batch on AVX-512) and on
+    /// many.
     #[test]
     fn panel_products_match_the_naive_product() {
         for (rows, k, n) in [
@@ -235,6 +249,7 @@ mod tests {
             (200, 130, 32),
             (70, 20, 100),
             (40, 600, 13),
+            (600, 40, 30),
         ] {
             let w: Vec<f32> = (0..rows * k)
                 .map(|i| ((i * 37) % 11) as f32 - 5.0)
