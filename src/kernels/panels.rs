@@ -68,14 +68,6 @@ impl Kernel {
     }
 }
 
-/// The batch of a product as the panels' own microkernel reads it: packed for AVX2, in place
-/// for AVX-512 (each task takes its columns' rows of `x`).
-#[cfg(target_arch = "x86_64")]
-enum Batch {
-    Avx2(panel_avx2::Batch),
-    Avx512,
-}
-
 /// A `[rows, k]` matrix in panels of `panel` rows, each stored `[k][panel]` (zero-padded).
 #[derive(Debug, Clone)]
 pub struct Panels {
@@ -140,17 +132,17 @@ impl Panels {
             return;
         }
         let dst = SharedOut(out.as_mut_ptr());
+        // AVX2's microkernel reads the batch packed, once for every panel.
         #[cfg(target_arch = "x86_64")]
-        let batch = match self.kernel {
+        let packed = match self.kernel {
             // SAFETY: `Kernel::Avx2` is chosen only where the CPU has AVX2 and FMA.
-            Kernel::Avx2 => Some(Batch::Avx2(unsafe { panel_avx2::Batch::pack(x, n, k) })),
-            Kernel::Avx512 => Some(Batch::Avx512),
-            Kernel::Gemm(_) => None,
+            Kernel::Avx2 => Some(unsafe { panel_avx2::Batch::pack(x, n, k) }),
+            _ => None,
         };
         #[cfg(target_arch = "x86_64")]
         let stream = self.data.len() * 4 >= STREAM_BYTES;
         let panels = rows.div_ceil(width);
-        // Fewer panels than a few a thread (the backward's H rows at H = 200: 7 panels) leave a
+        // Fewer than eight panels a thread (the backward's H rows at H = 200: 7 panels) leave a
         // thread idle for a panel's time at the end: on AVX-512 each task then takes one
         // panel's product with one group of the batch's columns (the batch is read in place,
         // so a task's columns are just its rows of `x`).
@@ -160,64 +152,63 @@ impl Panels {
             _ => n,
         };
         let parts = n.div_ceil(span);
-        let panel = |task: usize| {
-            let (p, j0) = (task / parts, task % parts * span);
+        // Task `p · parts + q`: panel p with the batch's columns j0..j1 of group q.
+        let task = |i: usize| {
+            let (p, j0) = (i / parts, i % parts * span);
             let j1 = n.min(j0 + span);
             let r0 = p * width;
             let m = width.min(rows - r0);
             let data = &self.data[p * width * k..(p + 1) * width * k];
-            #[cfg(target_arch = "x86_64")]
-            if let Some(batch) = &batch {
-                let out = dst.at(j0 * rows + r0);
-                // SAFETY: each kernel is chosen only where the CPU has its features; the task
-                // writes `out[j * rows + r0 + r]` for r < m, j0 ≤ j < j1 ≤ n, inside `out`
-                // (checked above), and no other task writes those elements.
-                unsafe {
-                    match batch {
-                        Batch::Avx2(x) => {
-                            panel_avx2::panel_product(data, x, m, out, rows, accumulate, stream)
-                        }
-                        Batch::Avx512 => {
-                            let x = panel_avx512::Batch::new(&x[j0 * k..j1 * k], j1 - j0, k);
-                            panel_avx512::panel_product(data, &x, m, out, rows, accumulate, stream)
-                        }
+            let out = dst.at(j0 * rows + r0);
+            // Each task writes `out[j * rows + r0 + r]` for r < m, j0 ≤ j < j1 ≤ n, inside `out`
+            // (checked above), and no other task writes those elements.
+            match self.kernel {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => {
+                    let x = packed.as_ref().expect("the batch is packed for AVX2");
+                    // SAFETY: chosen only where the CPU has AVX2 and FMA; the task's elements.
+                    unsafe { panel_avx2::panel_product(data, x, m, out, rows, accumulate, stream) }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => {
+                    let x = panel_avx512::Batch::new(&x[j0 * k..j1 * k], j1 - j0, k);
+                    // SAFETY: chosen only where the CPU has AVX-512F; the task's elements.
+                    unsafe {
+                        panel_avx512::panel_product(data, &x, m, out, rows, accumulate, stream)
                     }
-                };
-                return;
-            }
-            // SAFETY: the task's product is `m x (j1 - j0)` with depth `k`: its left operand is
-            // the panel's `[k][width]` block (column stride `width`, row stride 1) inside
-            // `data`; the right operand `xᵀ` (`k x n`, element (kk, j) at `j * k + kk`) lies
-            // inside `x` (checked above); it writes `out[j * rows + r0 + r]` for r < m,
-            // j0 ≤ j < j1 ≤ n, inside `out`, and no other task writes those elements.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    j1 - j0,
-                    k,
-                    dst.at(j0 * rows + r0),
-                    rows as isize,
-                    1,
-                    accumulate,
-                    data.as_ptr(),
-                    width as isize,
-                    1,
-                    x[j0 * k..].as_ptr(),
-                    k as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
+                }
+                // SAFETY: the left operand is the panel's `[k][width]` block (column stride
+                // `width`, row stride 1) inside `data`; the right operand `xᵀ` (`k x n`, element
+                // (kk, j) at `j * k + kk`) lies inside `x` (checked above); the task's elements.
+                Kernel::Gemm(_) => unsafe {
+                    gemm::gemm(
+                        m,
+                        j1 - j0,
+                        k,
+                        out,
+                        rows as isize,
+                        1,
+                        accumulate,
+                        data.as_ptr(),
+                        width as isize,
+                        1,
+                        x[j0 * k..].as_ptr(),
+                        k as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    )
+                },
             }
         };
         if rows * n * k >= 1 << 18 {
-            (0..panels * parts).into_par_iter().for_each(panel);
+            (0..panels * parts).into_par_iter().for_each(task);
         } else {
-            (0..panels * parts).for_each(panel);
+            (0..panels * parts).for_each(task);
         }
     }
 }
